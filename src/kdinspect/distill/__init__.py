@@ -1,7 +1,25 @@
-"""Distillation: taps, generic losses and the Distiller task wrapper."""
+"""Distillation: taps, generic losses, the Distiller task wrapper and ``DISTILLERS`` (method name -> builder).
+
+A builder has the signature ``build(student: Task, teacher: nn.Module, **params) -> Distiller``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 from kdinspect.distill.distiller import Distiller, freeze
 from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl, pixel_kd_kl
 from kdinspect.distill.taps import FeatureTaps
 
-__all__ = ["Distiller", "FeatureTaps", "channel_wise_divergence", "feature_mse", "freeze", "kd_kl", "pixel_kd_kl"]
+__all__ = [
+    "DISTILLERS",
+    "Distiller",
+    "FeatureTaps",
+    "channel_wise_divergence",
+    "feature_mse",
+    "freeze",
+    "kd_kl",
+    "pixel_kd_kl",
+]
+
+DISTILLERS: dict[str, Callable[..., Distiller]] = {}

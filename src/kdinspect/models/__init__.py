@@ -1,0 +1,37 @@
+"""Models. ``MODELS`` is the one place a model name typed in a config is looked up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from kdinspect.models.registry import ModelSpec, check_params
+
+__all__ = ["MODELS", "ModelSpec", "build_model"]
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def build_model(name: str | Callable[..., nn.Module], num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:
+    """Build a model by ``MODELS`` name (or from a callable / ``"pkg.module:Name"`` import path).
+
+    Raises:
+        KeyError: unknown name (the message lists the valid ones).
+        TypeError: a parameter the model's builder does not accept.
+    """
+    params = dict(params or {})
+    if isinstance(name, str) and ":" in name:
+        import importlib
+
+        module, attr = name.split(":", 1)
+        name = getattr(importlib.import_module(module), attr)
+    if callable(name):
+        check_params(name, params, f"model {name!r}")
+        return name(num_classes=num_classes, **params)
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
+    spec = MODELS[name]
+    check_params(spec.build, params, f"model {name!r}")
+    return spec.build(num_classes=num_classes, **params)
