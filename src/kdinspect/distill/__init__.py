@@ -9,12 +9,14 @@ from collections.abc import Callable
 
 from kdinspect.distill.distiller import Distiller, freeze
 from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl, pixel_kd_kl
+from kdinspect.distill.mcff_kd import MCFFDistiller, build_mcff_kd
 from kdinspect.distill.taps import FeatureTaps
 
 __all__ = [
     "DISTILLERS",
     "Distiller",
     "FeatureTaps",
+    "MCFFDistiller",
     "channel_wise_divergence",
     "feature_mse",
     "freeze",
@@ -22,4 +24,6 @@ __all__ = [
     "pixel_kd_kl",
 ]
 
-DISTILLERS: dict[str, Callable[..., Distiller]] = {}
+DISTILLERS: dict[str, Callable[..., Distiller]] = {
+    "mcff_kd": build_mcff_kd,
+}

@@ -30,29 +30,35 @@ class Distiller(Task):
 
     Args:
         student: the student task (its ``model`` is what gets trained and saved).
-        teacher: the teacher network; it is frozen here.
+        teacher: the teacher network; it is frozen here. None for offline methods whose targets come with the
+            batch (e.g. stored soft labels).
         weight: global multiplier on the distillation terms.
     """
 
-    def __init__(self, student: Task, teacher: nn.Module, weight: float = 1.0) -> None:
+    def __init__(self, student: Task, teacher: nn.Module | None, weight: float = 1.0) -> None:
         super().__init__(student.model, student.classes)
         self.kind = student.kind  # type: ignore[misc]
         self.student = student
-        object.__setattr__(self, "teacher", freeze(teacher))  # not a registered submodule: never saved/optimised
+        # not a registered submodule: never saved/optimised
+        object.__setattr__(self, "teacher", None if teacher is None else freeze(teacher))
         self.weight = weight
 
     def to(self, *args: Any, **kwargs: Any) -> Distiller:  # keep the unregistered teacher on the same device
         super().to(*args, **kwargs)
-        self.teacher.to(*args, **kwargs)
+        if self.teacher is not None:
+            self.teacher.to(*args, **kwargs)
         return self
 
     def train(self, mode: bool = True) -> Distiller:
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     @torch.no_grad()
     def run_teacher(self, *args: Any, **kwargs: Any) -> Any:
+        if self.teacher is None:
+            raise RuntimeError(f"{type(self).__name__} was built without a teacher (offline mode)")
         self.teacher.eval()
         return self.teacher(*args, **kwargs)
 

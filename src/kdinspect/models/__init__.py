@@ -7,11 +7,16 @@ from typing import Any
 
 from torch import nn
 
+from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
 
 __all__ = ["MODELS", "ModelSpec", "build_model"]
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: dict[str, ModelSpec] = {
+    "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
+    "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
+    "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
+}
 
 
 def build_model(name: str | Callable[..., nn.Module], num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:

@@ -1,0 +1,20 @@
+"""MCFF-L Net (multi-path convolution feature fusion, lightweight) for crack segmentation, ported from TF/Keras.
+
+Builders (``functools.partial`` of :class:`MCFFNet`, so ``MODELS`` checks parameters against its signature):
+
+- ``mcff_teacher``: width 64, 8 residual blocks per path, dropout 0.5 (32,889,152 parameters).
+- ``mcff_student``: MCL, width 16, 4 blocks, no dropout (1,179,392 trainable parameters + 96 BN statistics).
+- ``mcff_student_dw``: MCLD, the student with depthwise 3x3 + pointwise 1x1 convolutions in the residual blocks.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from kdinspect.models.mcff.net import OUTPUTS, MCFFLogits, MCFFNet, MCFFOutput
+
+__all__ = ["OUTPUTS", "MCFFLogits", "MCFFNet", "MCFFOutput", "mcff_student", "mcff_student_dw", "mcff_teacher"]
+
+mcff_teacher = partial(MCFFNet, width=64, n_blocks=8, dropout=0.5)
+mcff_student = partial(MCFFNet, width=16, n_blocks=4, dropout=0.0)
+mcff_student_dw = partial(MCFFNet, width=16, n_blocks=4, dropout=0.0, depthwise=True)
