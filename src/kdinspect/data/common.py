@@ -1,0 +1,133 @@
+"""Helpers shared by the dataset readers: split lists, image lookup and box validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from kdinspect.data.io import IMAGE_EXTENSIONS
+from kdinspect.data.structures import Problem
+
+__all__ = [
+    "CLIP_TOLERANCE",
+    "clean_boxes",
+    "find_dir",
+    "image_files",
+    "natural_key",
+    "read_list_file",
+    "resolve_list_file",
+]
+
+CLIP_TOLERANCE = 1.0  # boxes that leave the frame by at most this many pixels are clipped without a warning
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key that orders ``img_2`` before ``img_10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def find_dir(root: Path, names: Iterable[str]) -> Path | None:
+    """First existing sub-directory of ``root`` among ``names``."""
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """Map file stem -> image path for the images directly inside ``folder`` (first extension in
+    :data:`IMAGE_EXTENSIONS` order wins when a stem has several)."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    for p in folder.iterdir():
+        ext = p.suffix.lower()
+        if ext in rank and p.is_file():
+            old = found.get(p.stem)
+            if old is None or rank[ext] < rank[old.suffix.lower()]:
+                found[p.stem] = p
+    return found
+
+
+def resolve_list_file(root: Path, split: str, folders: Iterable[str]) -> Path | None:
+    """Find the list file of ``split``: an existing path (absolute or relative to ``root``), else
+    ``<root>/<folder>/<split>.txt`` for each folder in ``folders``."""
+    direct = Path(split) if Path(split).is_absolute() else root / split
+    if direct.is_file():
+        return direct
+    for folder in folders:
+        cand = root / folder / f"{split}.txt"
+        if cand.is_file():
+            return cand
+    return None
+
+
+def read_list_file(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a split list (``#`` starts a comment line)."""
+    lines = path.read_text(errors="replace").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def clean_boxes(
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    size: tuple[int, int] | None,
+    path: Path | str,
+    problems: list[Problem],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate boxes of one image, clipping or rejecting bad ones and recording a :class:`Problem` for each.
+
+    Rules: a non-finite box or one with ``x2 <= x1`` or ``y2 <= y1`` is rejected (``zero_area_box``, error); a box
+    that leaves the frame by more than :data:`CLIP_TOLERANCE` px is clipped (``box_outside_image``, warning), and
+    rejected (error) if nothing is left after clipping; smaller overshoots (rounding) are clipped silently.
+
+    Args:
+        boxes: (N, 4) xyxy pixels.
+        labels: (N,) int64.
+        size: (H, W) of the image, or None when unknown (no clipping).
+        path: annotation file named in problems.
+        problems: list the problems are appended to.
+
+    Returns:
+        The kept boxes (M, 4) float32, their labels (M,) int64 and the (N,) bool mask of kept input boxes.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    keep = np.ones(len(boxes), dtype=bool)
+    out = boxes.copy()
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        desc = f"box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}]"
+        if not np.isfinite(boxes[i]).all() or x2 <= x1 or y2 <= y1:
+            problems.append(
+                Problem(str(path), "zero_area_box", f"{desc} has zero or negative area", "error", "box rejected")
+            )
+            keep[i] = False
+            continue
+        if size is None:
+            continue
+        h, w = size
+        clipped = np.array([min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)])
+        overshoot = np.abs(clipped - boxes[i]).max()
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            problems.append(
+                Problem(
+                    str(path), "box_outside_image", f"{desc} lies outside the {w}x{h} image", "error", "box rejected"
+                )
+            )
+            keep[i] = False
+        elif overshoot > CLIP_TOLERANCE:
+            problems.append(
+                Problem(
+                    str(path),
+                    "box_outside_image",
+                    f"{desc} extends {overshoot:g} px outside the {w}x{h} image",
+                    "warning",
+                    "box clipped",
+                )
+            )
+        out[i] = clipped
+    return out[keep].astype(np.float32), labels[keep], keep

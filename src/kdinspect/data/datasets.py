@@ -1,0 +1,175 @@
+"""Map-style datasets over a :class:`DatasetIndex`, and the batch collate function.
+
+Augmentation randomness is seeded per ``(seed, epoch, index)`` inside ``torch.random.fork_rng``, so a sample is the
+same whatever the number of DataLoader workers and after a resume (call ``set_epoch(e)`` at the start of each epoch).
+
+A corrupt or missing file never crashes training: ``__getitem__`` logs a warning naming the file and returns a
+:class:`SkippedSample` (falsy, carries the path and reason); :func:`collate` leaves it (or a plain ``None``) out of the
+batch and lists it in ``Batch.skipped``, which the trainer counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from kdinspect.data.io import ImageReadError, load_image, load_mask, load_soft_label
+from kdinspect.data.structures import (
+    Batch,
+    DatasetIndex,
+    DetRecord,
+    DetTarget,
+    ImageMeta,
+    Sample,
+    SegRecord,
+    SegTarget,
+)
+from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
+
+__all__ = ["PAD_MULTIPLE", "DetectionDataset", "SegmentationDataset", "SkippedSample", "collate", "sample_seed"]
+
+logger = logging.getLogger(__name__)
+
+PAD_MULTIPLE = 32  # batch images are padded to a multiple of this (the largest stride of the models)
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """Returned instead of a :class:`Sample` when a file cannot be used. Falsy, so ``if not sample`` catches it."""
+
+    path: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """Deterministic 63-bit seed of one sample's augmentation."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class _IndexDataset(Dataset):
+    def __init__(self, index: DatasetIndex, seed: int = 0) -> None:
+        self.index = index
+        self.records = index.records
+        self.classes = list(index.classes)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draw of ``epoch`` (call before iterating each epoch)."""
+        self.epoch = epoch
+
+    def _skip(self, path: str, reason: str) -> SkippedSample:
+        logger.warning("skipping %s: %s", path, reason)
+        return SkippedSample(path, reason)
+
+    def __getitem__(self, i: int) -> Sample | SkippedSample:
+        rec = self.records[i]
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(self.seed, self.epoch, i))
+                return self._load(rec)
+        except ImageReadError as err:
+            return self._skip(err.path, err.reason)
+
+    def _load(self, rec):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DetectionDataset(_IndexDataset):
+    """Detection samples: ``Sample(image (3, H, W) float32 [0, 1], DetTarget(boxes (N, 4) xyxy input px,
+    labels (N,)), ImageMeta)``.
+
+    Args:
+        index: a detection index from a reader.
+        transform: a :class:`DetectionTransform` (default: eval-mode resize to 256).
+        seed: augmentation seed.
+    """
+
+    def __init__(self, index: DatasetIndex, transform: DetectionTransform | None = None, seed: int = 0) -> None:
+        if index.task != "detection":
+            raise ValueError(f"DetectionDataset needs a detection index, got task {index.task!r}")
+        super().__init__(index, seed)
+        self.transform = transform or DetectionTransform(256, train=False)
+
+    def _load(self, rec: DetRecord) -> Sample:
+        image = load_image(rec.image)
+        h, w = image.shape[:2]
+        img, boxes, labels, scale = self.transform(image, rec.boxes, rec.labels)
+        meta = ImageMeta(str(rec.image), rec.image_id, (h, w), tuple(img.shape[-2:]), scale, dict(rec.extra))
+        return Sample(img, DetTarget(boxes, labels), meta)
+
+
+class SegmentationDataset(_IndexDataset):
+    """Segmentation samples: ``Sample(image (3, H, W) float32 [0, 1], SegTarget(mask (H, W) float32 {0, 1},
+    soft (C, H, W) | None), ImageMeta)``. Soft labels come from ``record.extra["soft_label"]``.
+
+    Args:
+        index: a segmentation index from a reader.
+        transform: a :class:`SegmentationTransform` (default: full-resolution eval).
+        seed: augmentation seed.
+    """
+
+    def __init__(self, index: DatasetIndex, transform: SegmentationTransform | None = None, seed: int = 0) -> None:
+        if index.task != "segmentation":
+            raise ValueError(f"SegmentationDataset needs a segmentation index, got task {index.task!r}")
+        super().__init__(index, seed)
+        self.transform = transform or SegmentationTransform(0, train=False)
+
+    def _load(self, rec: SegRecord) -> Sample:
+        image = load_image(rec.image)
+        h, w = image.shape[:2]
+        if rec.mask is None:
+            mask = np.zeros((h, w), dtype=np.uint8)
+        else:
+            mask = load_mask(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
+            if mask.shape != (h, w):
+                raise ImageReadError(rec.mask, f"mask size {mask.shape[::-1]} differs from image size {(w, h)}")
+        soft_path = rec.extra.get("soft_label")
+        soft = load_soft_label(soft_path) if soft_path else None
+        if soft is not None and soft.shape[-2:] != (h, w):
+            raise ImageReadError(str(soft_path), f"soft-label size {soft.shape[:0:-1]} differs from image {(w, h)}")
+        img, m, s, scale = self.transform(image, mask, soft)
+        target = SegTarget(m, s) if rec.mask is not None else None
+        meta = ImageMeta(str(rec.image), rec.image_id, (h, w), tuple(img.shape[-2:]), scale, dict(rec.extra))
+        return Sample(img, target, meta)
+
+
+def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
+    """Zero-pad the last two dims of ``x`` at the bottom/right to (h, w)."""
+    return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
+
+
+def collate(samples: list[Sample | SkippedSample | None]) -> Batch:
+    """Stack samples into a :class:`Batch`.
+
+    Skipped samples (``SkippedSample`` or ``None``) are left out and listed in ``Batch.skipped`` (``None`` as
+    ``"<unknown>"``). Images are zero-padded bottom/right to the largest size rounded up to a multiple of
+    :data:`PAD_MULTIPLE`; masks and soft labels are padded with 0. An all-skipped batch has (0, 3, 0, 0) images.
+    """
+    kept = [s for s in samples if isinstance(s, Sample)]
+    skipped = [s.path if isinstance(s, SkippedSample) else "<unknown>" for s in samples if not isinstance(s, Sample)]
+    if not kept:
+        return Batch(torch.zeros(0, 3, 0, 0), [], [], skipped)
+    h = math.ceil(max(s.image.shape[-2] for s in kept) / PAD_MULTIPLE) * PAD_MULTIPLE
+    w = math.ceil(max(s.image.shape[-1] for s in kept) / PAD_MULTIPLE) * PAD_MULTIPLE
+    images = torch.stack([_pad_to(s.image, h, w) for s in kept])
+    targets = []
+    for s in kept:
+        t = s.target
+        if isinstance(t, SegTarget):
+            t = SegTarget(_pad_to(t.mask, h, w), None if t.soft is None else _pad_to(t.soft, h, w))
+        targets.append(t)
+    return Batch(images, targets, [s.meta for s in kept], skipped)

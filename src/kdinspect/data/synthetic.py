@@ -1,0 +1,355 @@
+"""Seeded procedural defect data, written in the same on-disk formats as real datasets.
+
+Detection: steel-like surfaces (illumination drift, rolling streaks, grain) with four defect classes drawn additively:
+``scratch`` (long thin bright or dark line at any angle), ``spot`` (cluster of small dark pits), ``inclusion``
+(short dark streak along the rolling direction) and ``patch`` (large, low-contrast, blurred region). Boxes are the
+tight extent of each defect's drawn pixels. Written as VOC XML (default), COCO JSON or YOLO txt with split lists.
+
+Segmentation: pavement-like textures (grain + aggregate specks) with 0-3 thin dark random-walk cracks (sometimes
+branching); the mask is exactly the drawn crack stroke. Written as ``images/<split>/*.png`` + ``masks/<split>/*.png``.
+
+Every image draws from its own ``numpy.random.default_rng([seed, split, i])``, so the same arguments give
+byte-identical files. A ``synthetic.json`` marker records the arguments; :func:`ensure_synthetic` regenerates only
+when it is missing or different.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from kdinspect.data.structures import DatasetIndex
+
+__all__ = [
+    "SYNTHETIC_DET_CLASSES",
+    "ensure_synthetic",
+    "generate_detection_dataset",
+    "generate_segmentation_dataset",
+    "read_synthetic_det",
+    "read_synthetic_seg",
+]
+
+SYNTHETIC_DET_CLASSES = ["scratch", "spot", "inclusion", "patch"]
+MARKER = "synthetic.json"
+_SPLIT_CODES = {"train": 0, "val": 1}
+_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------------------- drawing
+def _steel_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = rng.uniform(105, 150)
+    drift = cv2.resize(rng.normal(0, 7, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    streaks = cv2.GaussianBlur(rng.normal(0, 6, (h, 1)).astype(np.float32), (1, 3), 0)
+    grain = rng.normal(0, 4, (h, w)).astype(np.float32)
+    return base + drift + streaks + grain
+
+
+def _draw_defect(cls: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Additive float layer (H, W) holding one defect of class ``cls`` (0 outside the defect)."""
+    layer = np.zeros((h, w), np.float32)
+    s = min(h, w)
+    cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+    if cls == "scratch":
+        length, ang = rng.uniform(0.3, 0.6) * s, rng.uniform(0, np.pi)
+        dx, dy = np.cos(ang) * length / 2, np.sin(ang) * length / 2
+        delta = rng.choice([-1.0, 1.0]) * rng.uniform(55, 80)
+        p1, p2 = (round(cx - dx), round(cy - dy)), (round(cx + dx), round(cy + dy))
+        cv2.line(layer, p1, p2, float(delta), int(rng.integers(1, 3)), cv2.LINE_8)
+    elif cls == "spot":
+        for _ in range(int(rng.integers(1, 5))):
+            c = (round(cx + rng.normal(0, s * 0.04)), round(cy + rng.normal(0, s * 0.04)))
+            cv2.circle(layer, c, int(rng.integers(2, max(3, s // 24))), float(-rng.uniform(60, 85)), -1)
+    elif cls == "inclusion":
+        axes = (round(rng.uniform(0.08, 0.2) * s), int(rng.integers(1, 4)))
+        cv2.ellipse(
+            layer, (round(cx), round(cy)), axes, float(rng.uniform(-10, 10)), 0, 360, float(-rng.uniform(55, 75)), -1
+        )
+    elif cls == "patch":
+        axes = (round(rng.uniform(0.1, 0.22) * s), round(rng.uniform(0.08, 0.18) * s))
+        cv2.ellipse(
+            layer,
+            (round(cx), round(cy)),
+            axes,
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            float(rng.choice([-1.0, 1.0]) * rng.uniform(28, 40)),
+            -1,
+        )
+        layer = cv2.GaussianBlur(layer, (0, 0), 2.0)
+        layer[np.abs(layer) < 3.0] = 0.0
+    else:  # pragma: no cover - internal
+        raise ValueError(cls)
+    return layer
+
+
+def _layer_box(layer: np.ndarray, min_side: int = 4) -> list[float] | None:
+    """Tight box of the non-zero pixels, grown to at least ``min_side`` px per side (thin horizontal or vertical
+    scratches would otherwise get 1-px boxes that vanish when resized)."""
+    ys, xs = np.nonzero(layer)
+    if len(xs) == 0:
+        return None
+    h, w = layer.shape
+    box = []
+    for lo, hi, size in ((int(xs.min()), int(xs.max()) + 1, w), (int(ys.min()), int(ys.max()) + 1, h)):
+        grow = max(0, min_side - (hi - lo))
+        lo, hi = max(0, lo - grow // 2), min(size, hi + grow - grow // 2)
+        box.append((lo, hi))
+    return [float(box[0][0]), float(box[1][0]), float(box[0][1]), float(box[1][1])]
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area > 0 else 0.0
+
+
+def _detection_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[list[float]], list[int]]:
+    img = _steel_background(rng, h, w)
+    boxes: list[list[float]] = []
+    labels: list[int] = []
+    for _ in range(int(rng.integers(1, 4))):
+        cls = int(rng.integers(len(SYNTHETIC_DET_CLASSES)))
+        for _try in range(10):
+            layer = _draw_defect(SYNTHETIC_DET_CLASSES[cls], rng, h, w)
+            box = _layer_box(layer)
+            if box is not None and all(_iou(box, b) < 0.05 for b in boxes):
+                img += layer
+                boxes.append(box)
+                labels.append(cls)
+                break
+    return np.clip(img, 0, 255).astype(np.uint8), boxes, labels
+
+
+def _random_walk(rng: np.random.Generator, h: int, w: int, start: np.ndarray, steps: int) -> np.ndarray:
+    ang = rng.uniform(0, 2 * np.pi)
+    pts = [start.copy()]
+    for _ in range(steps):
+        ang += rng.normal(0, 0.35)
+        pts.append(pts[-1] + rng.uniform(2.5, 5.0) * np.array([np.cos(ang), np.sin(ang)]))
+    return np.round(np.array(pts)).astype(np.int32)
+
+
+def _crack_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    base = rng.uniform(110, 150)
+    img = base + cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), 0.8)
+    for _ in range(int(rng.integers(h * w // 400, h * w // 200))):
+        c = (int(rng.integers(w)), int(rng.integers(h)))
+        cv2.circle(img, c, int(rng.integers(1, 3)), float(base + rng.uniform(-30, 30)), -1)
+    mask = np.zeros((h, w), np.uint8)
+    n_cracks = 0 if rng.random() < 0.1 else int(rng.integers(1, 4))
+    for _ in range(n_cracks):
+        pts = _random_walk(rng, h, w, rng.uniform([0, 0], [w, h]), int(rng.integers(20, 60)))
+        thick = int(rng.integers(1, 4))
+        cv2.polylines(mask, [pts], False, 1, thick, cv2.LINE_8)
+        if rng.random() < 0.3:
+            branch = _random_walk(rng, h, w, pts[int(rng.integers(len(pts)))].astype(float), int(rng.integers(8, 25)))
+            cv2.polylines(mask, [branch], False, 1, max(1, thick - 1), cv2.LINE_8)
+    img -= mask * rng.uniform(55, 80)
+    tint = rng.uniform(0.92, 1.05, 3).astype(np.float32)
+    rgb = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
+    return rgb, mask
+
+
+# ------------------------------------------------------------------------------------------------------- writing
+def _save_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG", compress_level=1)
+
+
+def _voc_xml(name: str, h: int, w: int, boxes: list[list[float]], labels: list[int]) -> str:
+    objs = "".join(
+        f"\t<object>\n\t\t<name>{SYNTHETIC_DET_CLASSES[c]}</name>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n"
+        f"\t\t\t<xmin>{int(b[0]) + 1}</xmin>\n\t\t\t<ymin>{int(b[1]) + 1}</ymin>\n"
+        f"\t\t\t<xmax>{int(b[2])}</xmax>\n\t\t\t<ymax>{int(b[3])}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+        for b, c in zip(boxes, labels)
+    )
+    return (
+        f"<annotation>\n\t<filename>{name}</filename>\n\t<size>\n\t\t<width>{w}</width>\n"
+        f"\t\t<height>{h}</height>\n\t\t<depth>1</depth>\n\t</size>\n{objs}</annotation>\n"
+    )
+
+
+def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) -> None:
+    if fmt == "voc":
+        for name, img, boxes, labels in items:
+            _save_png(out / "JPEGImages" / f"{name}.png", img)
+            (out / "Annotations").mkdir(parents=True, exist_ok=True)
+            (out / "Annotations" / f"{name}.xml").write_text(_voc_xml(f"{name}.png", *img.shape, boxes, labels))
+        (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{it[0]}\n" for it in items))
+    elif fmt == "yolo":
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for name, img, boxes, labels in items:
+            _save_png(out / "images" / split / f"{name}.png", img)
+            h, w = img.shape
+            lines = "".join(
+                f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
+                f"{(b[3] - b[1]) / h:.6f}\n"
+                for b, c in zip(boxes, labels)
+            )
+            (out / "labels" / split / f"{name}.txt").write_text(lines)
+        (out / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: {SYNTHETIC_DET_CLASSES}\n")
+    elif fmt == "coco":
+        images, anns = [], []
+        for k, (name, img, boxes, labels) in enumerate(items):
+            _save_png(out / "images" / split / f"{name}.png", img)
+            images.append({"id": k + 1, "file_name": f"{name}.png", "height": img.shape[0], "width": img.shape[1]})
+            for b, c in zip(boxes, labels):
+                bw, bh = b[2] - b[0], b[3] - b[1]
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": k + 1,
+                        "category_id": c + 1,
+                        "bbox": [b[0], b[1], bw, bh],
+                        "area": bw * bh,
+                        "iscrowd": 0,
+                    }
+                )
+        cats = [{"id": i + 1, "name": n} for i, n in enumerate(SYNTHETIC_DET_CLASSES)]
+        (out / "annotations").mkdir(parents=True, exist_ok=True)
+        doc = {"images": images, "annotations": anns, "categories": cats}
+        (out / "annotations" / f"{split}.json").write_text(json.dumps(doc))
+    else:
+        raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: ['voc', 'coco', 'yolo']")
+
+
+def generate_detection_dataset(
+    out_dir: str | Path, n_train: int = 64, n_val: int = 16, seed: int = 0, imgsz: int = 128, fmt: str = "voc"
+) -> Path:
+    """Write a synthetic steel-defect detection set (splits ``train`` and ``val``).
+
+    Args:
+        out_dir: output folder (created).
+        n_train: training images.
+        n_val: validation images.
+        seed: generator seed (same arguments -> byte-identical files).
+        imgsz: square image size in pixels.
+        fmt: ``voc`` (``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/<split>.txt``), ``coco``
+            (``images/<split>/``, ``annotations/<split>.json``) or ``yolo`` (``images/<split>/``, ``labels/<split>/``,
+            ``data.yaml``).
+
+    Returns:
+        ``out_dir``. Classes: :data:`SYNTHETIC_DET_CLASSES`.
+    """
+    out = Path(out_dir)
+    if fmt not in ("voc", "coco", "yolo"):
+        raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: ['voc', 'coco', 'yolo']")
+    for split, n in (("train", n_train), ("val", n_val)):
+        items = []
+        for i in range(n):
+            rng = np.random.default_rng([seed, _SPLIT_CODES[split], i])
+            img, boxes, labels = _detection_image(rng, imgsz, imgsz)
+            items.append((f"{split}_{i:04d}", img, boxes, labels))
+        _write_detection_split(out, split, items, fmt)
+    return out
+
+
+def generate_segmentation_dataset(
+    out_dir: str | Path, n_train: int = 64, n_val: int = 16, seed: int = 0, size: tuple[int, int] = (128, 160)
+) -> Path:
+    """Write a synthetic crack segmentation set: ``images/<split>/*.png`` (RGB) + ``masks/<split>/*.png`` (0/255).
+
+    Args:
+        out_dir: output folder (created).
+        n_train: training images.
+        n_val: validation images.
+        seed: generator seed (same arguments -> byte-identical files).
+        size: (H, W) of the images.
+    """
+    out = Path(out_dir)
+    h, w = size
+    for split, n in (("train", n_train), ("val", n_val)):
+        for i in range(n):
+            rng = np.random.default_rng([seed, _SPLIT_CODES[split], i])
+            img, mask = _crack_image(rng, h, w)
+            _save_png(out / "images" / split / f"{split}_{i:04d}.png", img)
+            _save_png(out / "masks" / split / f"{split}_{i:04d}.png", mask * 255)
+    return out
+
+
+def ensure_synthetic(root: str | Path, kind: str, **params: Any) -> Path:
+    """Generate a synthetic set into ``root`` unless a matching one is already there.
+
+    The set is written to a temporary sibling folder and renamed into place, so concurrent processes never read a
+    half-written set. A folder with a different ``synthetic.json`` is regenerated; a non-empty folder without the
+    marker is never touched (``FileExistsError``).
+
+    Args:
+        root: target folder.
+        kind: ``detection`` or ``segmentation``.
+        **params: arguments of :func:`generate_detection_dataset` / :func:`generate_segmentation_dataset`.
+    """
+    root = Path(root)
+    gen = {"detection": generate_detection_dataset, "segmentation": generate_segmentation_dataset}.get(kind)
+    if gen is None:
+        raise ValueError(f"unknown synthetic kind {kind!r}; valid: ['detection', 'segmentation']")
+    if "size" in params:
+        params["size"] = list(params["size"])
+    wanted = {"kind": kind, "version": _VERSION, **params}
+    marker = root / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return root
+    if root.exists() and any(root.iterdir()) and not marker.is_file():
+        raise FileExistsError(f"{root} is not empty and holds no {MARKER}; refusing to write synthetic data there")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    call = dict(params)
+    if "size" in call:
+        call["size"] = tuple(call["size"])
+    gen(tmp, **call)
+    (tmp / MARKER).write_text(json.dumps(wanted, sort_keys=True))
+    if root.exists():
+        shutil.rmtree(root)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def read_synthetic_det(
+    root: str | Path,
+    split: str = "train",
+    classes: list[str] | None = None,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 0,
+    imgsz: int = 128,
+    fmt: str = "voc",
+) -> DatasetIndex:
+    """Reader of ``synthetic-det``: generate the set into ``root`` if needed (see :func:`ensure_synthetic`), then
+    read it with the ``fmt`` reader. Splits: ``train``, ``val``."""
+    from kdinspect.data.detection import read_coco, read_voc, read_yolo
+
+    readers = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
+    if fmt not in readers:
+        raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: {sorted(readers)}")
+    ensure_synthetic(root, "detection", n_train=n_train, n_val=n_val, seed=seed, imgsz=imgsz, fmt=fmt)
+    return readers[fmt](root, split, classes or list(SYNTHETIC_DET_CLASSES))
+
+
+def read_synthetic_seg(
+    root: str | Path,
+    split: str = "train",
+    classes: list[str] | None = None,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 0,
+    size: tuple[int, int] | list[int] = (128, 160),
+) -> DatasetIndex:
+    """Reader of ``synthetic-seg``: generate the crack set into ``root`` if needed, then read it as ``masks``."""
+    from kdinspect.data.segmentation import read_masks
+
+    ensure_synthetic(root, "segmentation", n_train=n_train, n_val=n_val, seed=seed, size=tuple(size))
+    return read_masks(root, split, classes or ["crack"])

@@ -1,0 +1,155 @@
+"""Paired image/target transforms on ``torchvision.transforms.v2`` and ``tv_tensors``.
+
+Boxes (``tv_tensors.BoundingBoxes``) and masks (``tv_tensors.Mask``) are transformed together with the image, so a flip,
+crop or resize moves them consistently. Randomness comes from torch's global generator; datasets seed it per
+``(seed, epoch, index)`` inside ``torch.random.fork_rng``.
+
+Every transform returns the image as float32 ``(3, H, W)`` RGB in [0, 1] and the scale ``(sy, sx)`` that maps original
+pixels to output pixels (``input = original * scale``; 1 for crops and flips).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+__all__ = ["DetectionTransform", "SegmentationTransform"]
+
+
+def _jitter(strength: float) -> list[v2.Transform]:
+    if strength <= 0:
+        return []
+    return [v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength)]
+
+
+def _flips(hflip: float, vflip: float) -> list[v2.Transform]:
+    ops: list[v2.Transform] = []
+    if hflip > 0:
+        ops.append(v2.RandomHorizontalFlip(hflip))
+    if vflip > 0:
+        ops.append(v2.RandomVerticalFlip(vflip))
+    return ops
+
+
+def _to_image(image: np.ndarray) -> tv_tensors.Image:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+
+
+class DetectionTransform:
+    """Detection pipeline: [h-flip, v-flip, colour jitter] (train only) -> plain resize to ``(imgsz, imgsz)`` ->
+    ``SanitizeBoundingBoxes`` (train only: drops boxes under 1 px, e.g. after a resize) -> float [0, 1].
+
+    Args:
+        imgsz: square output size; 0 keeps the original size.
+        train: apply the random ops and box sanitising.
+        hflip: horizontal flip probability.
+        vflip: vertical flip probability.
+        jitter: ColorJitter brightness/contrast/saturation strength (0 = off).
+    """
+
+    def __init__(self, imgsz: int, train: bool, hflip: float = 0.5, vflip: float = 0.0, jitter: float = 0.0) -> None:
+        ops: list[v2.Transform] = [*_flips(hflip, vflip), *_jitter(jitter)] if train else []
+        if imgsz > 0:
+            ops.append(v2.Resize((imgsz, imgsz), antialias=True))
+        if train:
+            ops.append(v2.SanitizeBoundingBoxes(min_size=1.0))
+        ops.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
+        self.imgsz = imgsz
+        self.train = train
+        self.pipeline = v2.Compose(ops)
+
+    def __call__(
+        self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray
+    ) -> tuple[Tensor, Tensor, Tensor, tuple[float, float]]:
+        """Transform one image and its boxes.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            boxes: (N, 4) xyxy pixels.
+            labels: (N,) int64.
+
+        Returns:
+            image (3, h, w) float32 in [0, 1], boxes (M, 4) float32 xyxy output pixels, labels (M,) int64,
+            scale (sy, sx).
+        """
+        img = _to_image(image)
+        h, w = image.shape[:2]
+        target = {
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=(h, w)
+            ),
+            "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
+        }
+        out_img, out = self.pipeline(img, target)
+        oh, ow = out_img.shape[-2:]
+        return out_img.as_subclass(Tensor), out["boxes"].as_subclass(Tensor), out["labels"], (oh / h, ow / w)
+
+
+class SegmentationTransform:
+    """Segmentation pipeline. Train: random crop of ``crop`` (zero-padded when the image is smaller) -> flips ->
+    [colour jitter]. Eval: the full image, or a plain resize to ``(eval_size, eval_size)`` when ``eval_size > 0``
+    (masks and soft labels use nearest-neighbour interpolation).
+
+    Args:
+        crop: training crop size; 0 = no crop.
+        train: apply the random ops.
+        eval_size: evaluation resize (0 = full resolution).
+        hflip: horizontal flip probability.
+        vflip: vertical flip probability.
+        jitter: ColorJitter strength (0 = off).
+    """
+
+    def __init__(
+        self,
+        crop: int,
+        train: bool,
+        eval_size: int = 0,
+        hflip: float = 0.5,
+        vflip: float = 0.5,
+        jitter: float = 0.0,
+    ) -> None:
+        ops: list[v2.Transform] = []
+        if train:
+            if crop > 0:
+                ops.append(v2.RandomCrop(crop, pad_if_needed=True, fill=0))
+            ops += [*_flips(hflip, vflip), *_jitter(jitter)]
+        elif eval_size > 0:
+            ops.append(v2.Resize((eval_size, eval_size), antialias=True))
+        ops.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
+        self.train = train
+        self.resizes = not train and eval_size > 0
+        self.pipeline = v2.Compose(ops)
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, soft: np.ndarray | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None, tuple[float, float]]:
+        """Transform one image with its mask (and soft labels).
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            mask: (H, W) {0, 1}.
+            soft: optional (C, H, W) float soft labels.
+
+        Returns:
+            image (3, h, w) float32 in [0, 1], mask (h, w) float32 {0, 1}, soft (C, h, w) float32 or None,
+            scale (sy, sx).
+        """
+        img = _to_image(image)
+        h, w = image.shape[:2]
+        if mask.shape != (h, w):
+            raise ValueError(f"mask shape {mask.shape} differs from image shape {(h, w)}")
+        inputs: dict[str, Tensor] = {"mask": tv_tensors.Mask(torch.as_tensor(mask, dtype=torch.float32))}
+        if soft is not None:
+            if soft.shape[-2:] != (h, w):
+                raise ValueError(f"soft-label shape {soft.shape} differs from image shape {(h, w)}")
+            inputs["soft"] = tv_tensors.Mask(torch.as_tensor(soft, dtype=torch.float32))
+        out_img, out = self.pipeline(img, inputs)
+        oh, ow = out_img.shape[-2:]
+        scale = (oh / h, ow / w) if self.resizes else (1.0, 1.0)
+        soft_out = out["soft"].as_subclass(Tensor) if soft is not None else None
+        return out_img.as_subclass(Tensor), out["mask"].as_subclass(Tensor), soft_out, scale
