@@ -194,8 +194,9 @@ def load_soft_label(paths: str | Path | list[str] | list[Path]) -> np.ndarray:
     """Load offline soft labels (teacher probability maps).
 
     Args:
-        paths: one file or a list of files, stacked as channels. An 8-bit PNG is read as ``p = pixel / 255`` (one
-            channel); a ``.npy`` holds float (H, W) or (C, H, W) probabilities.
+        paths: one file or a list of files, stacked as channels. A PNG gives one channel per band, ``p = value / 255``
+            (``L``: 1, ``LA``: 2, ``RGB``: 3, ``RGBA``: 4, as ``kdinspect.distill.soft_labels`` writes them; 16-bit
+            PNGs use / 65535); a ``.npy`` holds float (H, W) or (C, H, W) probabilities.
 
     Returns:
         (C, H, W) float32 array.
@@ -216,7 +217,13 @@ def load_soft_label(paths: str | Path | list[str] | list[Path]) -> np.ndarray:
             channels.extend(arr[None] if arr.ndim == 2 else arr)
         else:
             img = _open_decoded(path)
-            channels.append(np.asarray(img.convert("L"), dtype=np.float32) / 255.0)
+            if img.mode in ("I;16", "I;16B", "I"):
+                channels.append(np.asarray(img, dtype=np.float32) / 65535.0)
+                continue
+            if img.mode not in ("L", "LA", "RGB", "RGBA"):
+                img = img.convert("L")
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+            channels.extend(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     shapes = {c.shape for c in channels}
     if len(shapes) != 1:
         raise ImageReadError(items[0], f"soft-label channels differ in size: {sorted(shapes)}")

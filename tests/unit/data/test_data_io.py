@@ -72,6 +72,11 @@ def test_soft_label_png_and_npy(tmp_path):
     np.save(tmp_path / "s.npy", np.full((2, 3, 4), 0.25, np.float32))
     soft = load_soft_label([tmp_path / "s.png", tmp_path / "s.npy"])
     assert soft.shape == (3, 3, 4) and soft[0].min() == 1.0 and soft[1:].max() == 0.25
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 2] = 51  # channel c = teacher output c (MCFF-L writes h, x, y, mix as RGBA)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "r.png")
+    soft = load_soft_label(tmp_path / "r.png")
+    assert soft.shape == (4, 3, 4) and soft[2].max() == pytest.approx(0.2) and soft[[0, 1, 3]].max() == 0
 
 
 def test_crackforest_mat_seg_agree_and_rule(shared_data):

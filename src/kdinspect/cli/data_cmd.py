@@ -1,0 +1,88 @@
+"""``kdinspect data``: ``check`` a dataset folder, or ``synth`` a synthetic one.
+
+``cli/main.py`` registers it with ``add_data_parser(subparsers)`` and dispatches to ``run_data(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_data_parser", "run_data"]
+
+
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``data`` command (sub-commands ``check`` and ``synth``) to a sub-parser set."""
+    parser = subparsers.add_parser("data", help="check a dataset folder or write a synthetic one")
+    sub = parser.add_subparsers(dest="data_command", required=True)
+    check = sub.add_parser("check", help="report counts, image sizes and every problem of a dataset folder")
+    check.add_argument("path", type=Path, help="dataset folder")
+    check.add_argument("--format", dest="fmt", default=None, help="reader name (default: detected from the layout)")
+    check.add_argument(
+        "--split",
+        dest="splits",
+        action="append",
+        default=None,
+        help="split to check (repeatable or comma-separated; default: every split the folder defines)",
+    )
+    check.add_argument("--classes", type=_split_list, default=None, help="expected class names, comma-separated")
+    check.add_argument(
+        "--no-decode",
+        dest="decode",
+        action="store_false",
+        help="read annotations and image headers only (faster; misses corrupt pixel data)",
+    )
+    check.add_argument("--json", type=Path, default=None, help="also write the report as JSON to this file")
+    check.add_argument("--quiet", action="store_true", help="print only the summary line")
+    synth = sub.add_parser("synth", help="write a seeded synthetic dataset")
+    synth.add_argument("out", type=Path, help="output folder")
+    synth.add_argument("--kind", choices=["detection", "segmentation"], default="detection")
+    synth.add_argument(
+        "--format", dest="fmt", choices=["voc", "coco", "yolo"], default="voc", help="detection annotation format"
+    )
+    synth.add_argument("--n-train", type=int, default=64)
+    synth.add_argument("--n-val", type=int, default=16)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--imgsz", type=int, default=128, help="detection: square image size")
+    synth.add_argument(
+        "--size", type=int, nargs=2, default=(128, 160), metavar=("H", "W"), help="segmentation: image size"
+    )
+    return parser
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from kdinspect.data.check import check_dataset
+
+    splits = [s for item in args.splits for s in _split_list(item)] if args.splits else None
+    report = check_dataset(args.path, fmt=args.fmt, splits=splits, decode=args.decode, classes=args.classes)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(report.to_json())
+    text = report.to_text()
+    if args.quiet:
+        text = text.splitlines()[-1]
+    sys.stdout.write(text + "\n")
+    return 0 if report.ok else 1
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from kdinspect.data.synthetic import generate_detection_dataset, generate_segmentation_dataset
+
+    if args.kind == "detection":
+        generate_detection_dataset(args.out, args.n_train, args.n_val, args.seed, imgsz=args.imgsz, fmt=args.fmt)
+    else:
+        generate_segmentation_dataset(args.out, args.n_train, args.n_val, args.seed, size=tuple(args.size))
+    sys.stdout.write(f"wrote {args.kind} data to {args.out}\n")
+    return 0
+
+
+def run_data(args: argparse.Namespace) -> int:
+    """Run ``kdinspect data ...``; returns the exit code (1 when ``check`` finds errors)."""
+    if args.data_command == "check":
+        return _run_check(args)
+    return _run_synth(args)
