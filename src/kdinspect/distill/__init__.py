@@ -10,6 +10,7 @@ from collections.abc import Callable
 from kdinspect.distill.distiller import Distiller, freeze
 from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl, pixel_kd_kl
 from kdinspect.distill.mcff_kd import MCFFDistiller, build_mcff_kd
+from kdinspect.distill.pixel_kd import PixelKD, build_pixel_kd
 from kdinspect.distill.taps import FeatureTaps
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Distiller",
     "FeatureTaps",
     "MCFFDistiller",
+    "PixelKD",
     "channel_wise_divergence",
     "feature_mse",
     "freeze",
@@ -26,4 +28,5 @@ __all__ = [
 
 DISTILLERS: dict[str, Callable[..., Distiller]] = {
     "mcff_kd": build_mcff_kd,
+    "pixel_kd": build_pixel_kd,
 }

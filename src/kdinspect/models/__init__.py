@@ -9,6 +9,7 @@ from torch import nn
 
 from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
+from kdinspect.models.unet import UNet
 
 __all__ = ["MODELS", "ModelSpec", "build_model"]
 
@@ -16,6 +17,7 @@ MODELS: dict[str, ModelSpec] = {
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
+    "unet": ModelSpec(UNet, "segmentation", "pixel_kd", "compact U-Net for binary defect segmentation (demo, baseline)"),
 }
 
 

@@ -1,0 +1,202 @@
+"""Public Python API: the functions the CLI calls (``kdinspect.train``, ``kdinspect.evaluate``, ...)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from kdinspect.config import RunConfig, apply_overrides, dump_config
+from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
+from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
+from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
+from kdinspect.engine.optim import LRSchedule, build_optimizer
+from kdinspect.engine.sampling import EpochBatchSampler
+from kdinspect.engine.trainer import Callback, Trainer, TrainState
+from kdinspect.evaluation.runner import evaluate_task
+from kdinspect.tasks.build import TASKS, build_task, model_kind
+from kdinspect.utils.env import environment_info, git_commit
+from kdinspect.utils.io import write_json
+from kdinspect.utils.logging import add_file_handler
+from kdinspect.utils.seed import configure_threads, seed_everything, set_deterministic
+
+__all__ = ["TrainResult", "build_loader", "evaluate", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """Where a training run left its files, and its final metrics (of ``best``)."""
+
+    run_dir: Path
+    last: Path
+    best: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def build_loader(
+    dataset: Dataset, batch_size: int, train: bool, seed: int = 0, workers: int = 0, dist_info: DistInfo | None = None
+) -> DataLoader:
+    """DataLoader with a resumable, seeded batch sampler and the kdinspect collate (own RNG: never touches torch's)."""
+    from kdinspect.data import collate
+
+    dist_info = dist_info or DistInfo()
+    n = len(dataset)  # type: ignore[arg-type]
+    sampler = EpochBatchSampler(
+        n, batch_size, shuffle=train, seed=seed, rank=dist_info.rank if train else 0,
+        world_size=dist_info.world_size if train else 1, drop_last=train and n >= 2 * batch_size,
+    )
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers, generator=gen)
+
+
+def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo) -> Path:
+    run_dir = cfg.run_dir
+    last = run_dir / "last.safetensors"
+    if last.exists() and not cfg.train.resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --name / train.name"
+        )
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+        info = environment_info() | {"git_commit": git_commit(Path(__file__).parent), "world_size": dist_info.world_size}
+        write_json(run_dir / "env.json", info)
+    return run_dir
+
+
+def _resume(trainer: Trainer, path: Path) -> None:
+    ckpt = load_checkpoint(path)
+    trainer.task.deployable().load_state_dict(ckpt.model)
+    if "optimizer" in ckpt.state:
+        trainer.optimizer.load_state_dict(optimizer_from_tensors(ckpt.optim, ckpt.state["optimizer"]))
+    trainer.schedule.load_state_dict(ckpt.state.get("scheduler", {}))
+    trainer.state = TrainState.from_dict(ckpt.state.get("trainer", {}))
+    trainer.last_metrics = dict(ckpt.state.get("trainer", {}).get("metrics", {}))
+    restore_rng(ckpt.rng, ckpt.state.get("rng", {}))
+    logger.info("resumed %s at epoch %d, iteration %d (step %d)", path, trainer.state.epoch + 1,
+                trainer.state.iter_in_epoch, trainer.state.global_step)
+
+
+def _datasets(cfg: RunConfig, kind: str, run_dir: Path) -> tuple[Any, Any]:
+    from kdinspect.data import build_dataset
+
+    train_ds = build_dataset(cfg.data, "train", kind, train=True, seed=cfg.train.seed, run_dir=run_dir)
+    val_ds = build_dataset(cfg.data, "val", kind, train=False, seed=cfg.train.seed, run_dir=run_dir)
+    return train_ds, val_ds
+
+
+def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> list[Callback]:
+    """The standard callback list (checkpoints, CSV/TensorBoard logs, curves, progress bar)."""
+    return [
+        CheckpointSaver(run_dir, cfg, cfg.train.checkpoint_interval, cfg.train.keep_best),
+        CSVLogger(run_dir, cfg.train.log_interval),
+        TensorBoardLogger(run_dir),
+        CurvePlotter(run_dir),
+        ProgressBar(progress),
+    ]
+
+
+def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = True) -> TrainResult:
+    """Train the model described by ``cfg`` (distilling from ``cfg.distill.teacher`` if set).
+
+    Writes the run folder ``cfg.train.out_dir/cfg.train.name`` (config, checkpoints, CSV logs, curves, final
+    evaluation of the best checkpoint under ``eval/``). Under ``torchrun`` it trains with DDP. With
+    ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode.
+    """
+    t0 = time.perf_counter()
+    dist_info = init_distributed(cfg.train.device)
+    set_deterministic(cfg.train.deterministic)
+    threads = configure_threads(cfg.train.threads)
+    run_dir = _prepare_run_dir(cfg, dist_info)
+    handler = add_file_handler(run_dir / "train.log") if dist_info.is_main else None
+    try:
+        logger.info("run %s: %s, threads=%d, device=%s, world=%d", run_dir, cfg.model.name, threads,
+                    cfg.train.device, dist_info.world_size)
+        seed_everything(cfg.train.seed)
+        kind = model_kind(cfg)
+        train_ds, val_ds = _datasets(cfg, kind, run_dir)
+        classes = list(cfg.data.classes) or list(train_ds.classes)
+        task = build_task(cfg, classes)
+        trainer = _build_trainer(cfg, task, train_ds, val_ds, dist_info, [*default_callbacks(cfg, run_dir, progress),
+                                                                          *callbacks])
+        if cfg.train.resume and (run_dir / "last.safetensors").exists():
+            _resume(trainer, run_dir / "last.safetensors")
+        trainer.fit()
+        metrics: dict[str, float] = {}
+        if dist_info.is_main:
+            best = run_dir / "best.safetensors"
+            metrics = evaluate(best, out_dir=run_dir / "eval", device=cfg.train.device)
+            write_json(run_dir / "results.json", {"metrics": metrics, "train_wall_s": time.perf_counter() - t0,
+                                                  "threads": threads, "state": trainer.state.to_dict()})
+        return TrainResult(run_dir, run_dir / "last.safetensors", run_dir / "best.safetensors", metrics,
+                           time.perf_counter() - t0)
+    finally:
+        if handler is not None:
+            logging.getLogger("kdinspect").removeHandler(handler)
+            handler.close()
+        cleanup()
+
+
+def _build_trainer(cfg: RunConfig, task: Any, train_ds: Any, val_ds: Any, dist_info: DistInfo,
+                   callbacks: list[Callback]) -> Trainer:
+    t = cfg.train
+    train_loader = build_loader(train_ds, t.batch_size, True, t.seed, cfg.data.workers, dist_info)
+    val_loader = build_loader(val_ds, t.batch_size, False, t.seed, cfg.data.workers)
+    optimizer = build_optimizer(task.trainable(), t)
+    iters = len(train_loader.batch_sampler)  # type: ignore[arg-type]
+    total = t.max_iters or iters * t.epochs
+    schedule = LRSchedule(optimizer, t.scheduler, iters, total, t.milestones, t.gamma, t.warmup_iters,
+                          t.warmup_ratio, t.patience)
+
+    def run_eval(tk: Any) -> dict[str, float]:
+        return evaluate_task(tk, val_loader, device=t.device)
+
+    return Trainer(task, optimizer, schedule, train_loader, t.epochs, run_eval, t.eval_interval, t.max_iters,
+                   callbacks, t.device, t.grad_clip, t.amp, dist_info, t.early_stop)
+
+
+def _task_from_loaded(loaded: LoadedModel) -> Any:
+    if loaded.kind not in TASKS:
+        raise KeyError(f"no task for kind {loaded.kind!r}; valid: {sorted(TASKS)}")
+    return TASKS[loaded.kind](loaded.model, loaded.classes)
+
+
+def evaluate(
+    checkpoint: str | Path,
+    overrides: Sequence[str] = (),
+    split: str = "val",
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 0,
+) -> dict[str, float]:
+    """Evaluate a checkpoint on the data its config names (``overrides`` such as ``data.root=...`` change it).
+
+    Args:
+        checkpoint: ``.safetensors`` checkpoint.
+        overrides: dotted ``key=value`` changes to the stored config (``data.*`` typically).
+        split: which config split to evaluate (``val`` or ``train``).
+        out_dir: where reports (metrics.json, PR curves, confusion matrix) go; None = no files.
+        device: torch device.
+        batch_size: evaluation batch size (0 = the training batch size).
+    """
+    from kdinspect.data import build_dataset
+
+    loaded = load_model(checkpoint, device)
+    cfg = apply_overrides(loaded.cfg, list(overrides))
+    ds = build_dataset(cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
+    loader = build_loader(ds, batch_size or cfg.train.batch_size, False, cfg.train.seed, cfg.data.workers)
+    task = _task_from_loaded(loaded)
+    metrics = evaluate_task(task, loader, out_dir=out_dir, device=device)
+    logger.info("%s on %s/%s: %s", Path(checkpoint).name, cfg.data.format, getattr(cfg.data, split),
+                ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("main", "mAP", "mAP50", "f1", "iou")))
+    return metrics

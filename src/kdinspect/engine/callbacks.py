@@ -1,0 +1,211 @@
+"""Standard callbacks: checkpoints, CSV/TensorBoard logs, curve plots, progress bar."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from kdinspect.config import RunConfig
+from kdinspect.engine.checkpoint import save_checkpoint
+from kdinspect.engine.trainer import Callback, Trainer
+
+__all__ = ["CSVLogger", "CheckpointSaver", "CurvePlotter", "ProgressBar", "TensorBoardLogger"]
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointSaver(Callback):
+    """Writes ``last.safetensors`` at epoch ends (and every ``interval`` iterations) and ``best.safetensors`` when the
+    main validation metric improves. Only the deployable model is stored (never a distillation teacher)."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, interval: int = 0, keep_best: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self.interval = interval
+        self.keep_best = keep_best
+
+    def save(self, trainer: Trainer, name: str) -> Path:
+        task = trainer.task
+        return save_checkpoint(
+            self.run_dir / name,
+            task.deployable(),
+            self.cfg,
+            task.classes,
+            task.kind,
+            trainer_state=trainer.state.to_dict() | {"metrics": trainer.last_metrics},
+            optimizer=trainer.optimizer,
+            scheduler_state=trainer.schedule.state_dict(),
+        )
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        if self.interval > 0 and trainer.state.global_step % self.interval == 0 and trainer.dist_info.is_main:
+            if trainer.state.iter_in_epoch < trainer.iters_per_epoch:  # the epoch-end save covers the last step
+                self.save(trainer, "last.safetensors")
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if trainer.dist_info.is_main:
+            self.save(trainer, "last.safetensors")
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if improved and self.keep_best and trainer.dist_info.is_main:
+            self.save(trainer, "best.safetensors")
+            logger.info("new best %s = %.4f (epoch %d)", "main", metrics.get("main", float("nan")), trainer.state.epoch)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if trainer.dist_info.is_main:
+            self.save(trainer, "last.safetensors")
+            if self.keep_best and not (self.run_dir / "best.safetensors").exists():
+                self.save(trainer, "best.safetensors")
+
+
+class _CSV:
+    """Append rows to a CSV; the header is fixed by the first row written in this file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.exists() and path.stat().st_size > 0:
+            with path.open() as fh:
+                self.fields = next(csv.reader(fh), None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            with self.path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(self.fields)
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, self.fields, extrasaction="ignore").writerow(row)
+
+
+class CSVLogger(Callback):
+    """``steps.csv`` (loss terms averaged over ``interval`` steps, LR) and ``metrics.csv`` (one row per evaluation)."""
+
+    def __init__(self, run_dir: Path, interval: int = 10) -> None:
+        self.steps = _CSV(Path(run_dir) / "steps.csv")
+        self.metrics = _CSV(Path(run_dir) / "metrics.csv")
+        self.interval = max(interval, 1)
+        self._sums: dict[str, float] = defaultdict(float)
+        self._count = 0
+        self._epoch_sums: dict[str, float] = defaultdict(float)
+        self._epoch_count = 0
+        self._t0 = time.perf_counter()
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        self._epoch_sums.clear()
+        self._epoch_count = 0
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        if not losses or not trainer.dist_info.is_main:
+            return
+        for k, v in losses.items():
+            self._sums[k] += v
+            self._epoch_sums[k] += v
+        self._count += 1
+        self._epoch_count += 1
+        if trainer.state.global_step % self.interval == 0:
+            row = {"step": trainer.state.global_step, "epoch": trainer.state.epoch, "lr": trainer.schedule.lr}
+            row |= {k: v / self._count for k, v in self._sums.items()}
+            row["time_s"] = round(time.perf_counter() - self._t0, 2)
+            self.steps.write(row)
+            self._sums.clear()
+            self._count = 0
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if not trainer.dist_info.is_main:
+            return
+        row: dict[str, Any] = {"epoch": trainer.state.epoch + 1, "step": trainer.state.global_step}
+        n = max(self._epoch_count, 1)
+        row |= {f"train_{k}": v / n for k, v in self._epoch_sums.items()}
+        row |= {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        row["skipped_files"] = trainer.state.skipped_files
+        self.metrics.write(row)
+
+
+class TensorBoardLogger(Callback):
+    """Mirror losses and metrics to TensorBoard when ``tensorboard`` is installed (silently absent otherwise)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.writer = None
+            return
+        self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        if self.writer is not None and trainer.dist_info.is_main:
+            for k, v in losses.items():
+                self.writer.add_scalar(f"train/{k}", v, trainer.state.global_step)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if self.writer is not None and trainer.dist_info.is_main:
+            for k, v in metrics.items():
+                if isinstance(v, int | float):
+                    self.writer.add_scalar(f"val/{k}", v, trainer.state.global_step)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class CurvePlotter(Callback):
+    """Draw ``loss.png`` and ``metrics.png`` in the run folder from the CSV logs after each evaluation."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def _plot(self, trainer: Trainer) -> None:
+        if not trainer.dist_info.is_main:
+            return
+        from kdinspect.evaluation.plots import plot_training_curves
+
+        try:
+            plot_training_curves(self.run_dir)
+        except Exception as err:  # plotting must never kill a training run
+            logger.warning("could not draw training curves: %s", err)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        self._plot(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._plot(trainer)
+
+
+class ProgressBar(Callback):
+    """tqdm bar per epoch with ETA and live loss terms (main process only)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        if not (self.enabled and trainer.dist_info.is_main):
+            return
+        self.bar = tqdm(
+            total=trainer.iters_per_epoch,
+            initial=trainer.state.iter_in_epoch,
+            desc=f"epoch {trainer.state.epoch + 1}/{trainer.epochs}",
+            leave=False,
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            shown = {k.split(".")[-1] if k != "loss" else k: f"{v:.3g}" for k, v in list(losses.items())[:5]}
+            self.bar.set_postfix(shown | {"lr": f"{trainer.schedule.lr:.2e}"}, refresh=False)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.on_epoch_end(trainer)

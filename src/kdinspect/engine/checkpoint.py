@@ -1,0 +1,267 @@
+"""Checkpoints: one safetensors file holding tensors, with the JSON state in its header.
+
+Layout of ``<run>/last.safetensors``:
+
+- tensors ``model.<name>``: the deployable model (for distillation runs: the student only, never the teacher);
+- tensors ``optim.<param index>.<state name>``: optimizer state (momentum buffers, Adam moments ...);
+- tensors ``rng.torch`` / ``rng.cuda.<i>``: torch RNG states;
+- header metadata ``kdinspect``: JSON with the format tag, kdinspect version, resolved run config, class names, task
+  kind, trainer state (epoch, iteration, best metric ...), optimizer hyper-parameters, scheduler state and the Python /
+  NumPy RNG states.
+
+Files are written atomically (temporary file + rename), so a run killed at any moment leaves the previous checkpoint
+intact. Loading never unpickles anything; a truncated or foreign file raises :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from kdinspect import __version__
+from kdinspect.config import RunConfig, config_from_dict
+from kdinspect.utils.io import atomic_path
+
+__all__ = [
+    "FORMAT_TAG",
+    "Checkpoint",
+    "CheckpointError",
+    "LoadedModel",
+    "capture_rng",
+    "load_checkpoint",
+    "load_model",
+    "optimizer_from_tensors",
+    "optimizer_to_tensors",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+FORMAT_TAG = "kdinspect-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated, corrupt or not a kdinspect checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    """Decoded checkpoint: model weights, optional optimizer tensors, and the JSON state."""
+
+    path: Path
+    model: dict[str, Tensor]
+    optim: dict[str, Tensor]
+    rng: dict[str, Tensor]
+    state: dict[str, Any]
+
+    @property
+    def config(self) -> RunConfig:
+        return config_from_dict(self.state["config"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.state.get("classes", []))
+
+    @property
+    def kind(self) -> str:
+        return str(self.state.get("task", ""))
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a checkpoint, ready for inference."""
+
+    model: nn.Module
+    cfg: RunConfig
+    classes: list[str]
+    kind: str
+    path: Path
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer | np.floating):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Tensor):
+        return obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint header")
+
+
+def capture_rng() -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Current RNG states: torch (CPU/CUDA) as tensors, Python and NumPy as JSON-able data."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    np_state = np.random.get_state()
+    meta = {
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    if torch.cuda.is_available():
+        states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+        if states:
+            torch.cuda.set_rng_state_all(states)
+    if "python" in meta:
+        version, internal, gauss = meta["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in meta:
+        name, keys, pos, has_gauss, cached = meta["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (``optim.<idx>.<name>``) and JSON (param groups, scalars)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for name, value in st.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{idx}.{name}"] = value
+            else:
+                scalars[f"{idx}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild an optimizer ``state_dict`` from :func:`optimizer_to_tensors` output."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    for key, value in meta.get("scalars", {}).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    cfg: RunConfig,
+    classes: list[str],
+    kind: str,
+    trainer_state: dict[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler_state: dict[str, Any] | None = None,
+    with_rng: bool = True,
+) -> Path:
+    """Write a checkpoint atomically and return its path.
+
+    Args:
+        path: destination ``.safetensors`` file.
+        model: the deployable model (its ``state_dict`` is stored under ``model.``).
+        cfg: resolved run config (stored, so eval/export/predict need no flags).
+        classes: class names.
+        kind: task kind (``detection`` / ``segmentation``).
+        trainer_state: epoch, iteration, best metric and similar JSON-able values.
+        optimizer: optimizer whose state is stored for ``--resume``.
+        scheduler_state: JSON-able LR schedule state.
+        with_rng: also store RNG states (needed for bit-exact resume).
+    """
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state: dict[str, Any] = {
+        "format": FORMAT_TAG,
+        "kdinspect_version": __version__,
+        "config": cfg.to_dict(),
+        "classes": list(classes),
+        "task": kind,
+        "model_name": cfg.model.name if isinstance(cfg.model.name, str) else repr(cfg.model.name),
+        "trainer": trainer_state or {},
+        "scheduler": scheduler_state or {},
+    }
+    if optimizer is not None:
+        opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
+        tensors.update(opt_tensors)
+        state["optimizer"] = opt_meta
+    if with_rng:
+        rng_tensors, rng_meta = capture_rng()
+        tensors.update(rng_tensors)
+        state["rng"] = rng_meta
+    # safetensors wants contiguous, unshared CPU tensors
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    header = {"kdinspect": json.dumps(state, default=_json_default)}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (never unpickles).
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, or not a kdinspect checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+        raise CheckpointError(
+            f"{path}: pickle-based checkpoints are not loaded (they can run arbitrary code); "
+            "kdinspect checkpoints are .safetensors files"
+        )
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not a mapping
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({err})") from err
+    if "kdinspect" not in meta:
+        raise CheckpointError(f"{path}: not a kdinspect checkpoint (no 'kdinspect' header; keys: {sorted(meta)})")
+    try:
+        state = json.loads(meta["kdinspect"])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint header ({err})") from err
+    if state.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {state.get('format')!r}; expected {FORMAT_TAG}")
+    groups: dict[str, dict[str, Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    for key, value in tensors.items():
+        prefix, rest = key.split(".", 1)
+        if prefix == "model":
+            groups["model"][rest] = value
+        elif prefix == "optim":
+            groups["optim"][key] = value
+        elif prefix == "rng":
+            groups["rng"][key] = value
+    return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model named in a checkpoint's config and load its weights (strict), in eval mode."""
+    from kdinspect.models import build_model
+
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.config
+    classes = ckpt.classes
+    params = dict(cfg.model.params)
+    if params.get("pretrained"):
+        params["pretrained"] = False  # the checkpoint holds every weight; never look for ImageNet files here
+    model = build_model(cfg.model.name, cfg.model.num_classes or len(classes), params)
+    missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match model {cfg.model.name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return LoadedModel(model.to(device).eval(), cfg, classes, ckpt.kind, Path(path), ckpt.state)

@@ -1,0 +1,69 @@
+"""Run a task over a loader and score it with the evaluator for its kind."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
+from kdinspect.evaluation.segmentation import SegmentationMeter
+from kdinspect.tasks.base import Task
+
+__all__ = ["evaluate_task"]
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def evaluate_task(task: Task, loader: DataLoader, out_dir: str | Path | None = None, device: str = "cpu",
+                  progress: bool = False) -> dict[str, float]:
+    """Predict every batch of ``loader`` and compute the metrics of ``task.kind``.
+
+    Detection ground truth is the batch target mapped back to original pixels; segmentation is scored at the
+    evaluation input size (the full image unless ``data.eval_imgsz`` is set). Unreadable files are counted and
+    reported as ``skipped_files``.
+    """
+    task.eval()
+    skipped: list[str] = []
+    if task.kind == "detection":
+        preds, gts = [], []
+        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            skipped += batch.skipped
+            if len(batch) == 0:
+                continue
+            batch = batch.to(device)
+            preds += [type(d)(*(t.cpu() for t in d)) for d in task.predict(batch)]
+            for target, meta in zip(batch.targets, batch.metas):
+                sy, sx = meta.scale
+                boxes = target.boxes.cpu().numpy().astype(np.float64) / np.array([sx, sy, sx, sy])
+                h, w = meta.orig_size
+                gts.append(GroundTruth(meta.image_id, w, h, boxes, target.labels.cpu().numpy()))
+        metrics = evaluate_detections(preds, gts, task.classes, out_dir)
+    elif task.kind == "segmentation":
+        meter = SegmentationMeter()
+        model = task.deployable()
+        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            skipped += batch.skipped
+            if len(batch) == 0:
+                continue
+            batch = batch.to(device)
+            prob = model(batch.images).prob[:, 0].float().cpu()
+            for p, target, meta in zip(prob, batch.targets, batch.metas):
+                h, w = meta.input_size
+                meter.update(p[:h, :w], target.mask.cpu()[:h, :w] > 0.5)
+        metrics = meter.compute()
+        if out_dir is not None:
+            from kdinspect.utils.io import write_json
+
+            write_json(Path(out_dir) / "metrics.json", metrics)
+    else:
+        raise ValueError(f"no evaluator for task kind {task.kind!r}; valid: ['detection', 'segmentation']")
+    if skipped:
+        logger.warning("evaluation skipped %d unreadable file(s): %s", len(skipped), ", ".join(skipped))
+    metrics["skipped_files"] = float(len(skipped))
+    return metrics
