@@ -1,6 +1,6 @@
 """``kdinspect data``: ``check`` a dataset folder, or ``synth`` a synthetic one.
 
-``cli/main.py`` registers it with ``add_data_parser(subparsers)`` and dispatches to ``run_data(args)``.
+``cli/main.py`` registers it like every subcommand (``NAME``, ``HELP``, ``add_arguments``, ``run``).
 """
 
 from __future__ import annotations
@@ -9,17 +9,19 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["add_data_parser", "run_data"]
+__all__ = ["HELP", "NAME", "add_arguments", "run", "run_data"]
+
+NAME = "data"
+HELP = "dataset tools: 'check' reports counts, image sizes and every problem found; 'synth' writes synthetic data"
 
 
 def _split_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``data`` command (sub-commands ``check`` and ``synth``) to a sub-parser set."""
-    parser = subparsers.add_parser("data", help="check a dataset folder or write a synthetic one")
-    sub = parser.add_subparsers(dest="data_command", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``check`` and ``synth`` actions to the ``data`` command's parser."""
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="report counts, image sizes and every problem of a dataset folder")
     check.add_argument("path", type=Path, help="dataset folder")
     check.add_argument("--format", dest="fmt", default=None, help="reader name (default: detected from the layout)")
@@ -52,7 +54,6 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     synth.add_argument(
         "--size", type=int, nargs=2, default=(128, 160), metavar=("H", "W"), help="segmentation: image size"
     )
-    return parser
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -86,3 +87,6 @@ def run_data(args: argparse.Namespace) -> int:
     if args.data_command == "check":
         return _run_check(args)
     return _run_synth(args)
+
+
+run = run_data

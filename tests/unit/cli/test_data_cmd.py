@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
-from kdinspect.cli.data_cmd import add_data_parser, run_data
+from kdinspect.cli.main import main
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kdinspect")
-    add_data_parser(parser.add_subparsers(dest="command", required=True))
-    return run_data(parser.parse_args(argv))
+    return main(argv)
 
 
 def test_data_synth_then_check_ok(tmp_path, capsys):

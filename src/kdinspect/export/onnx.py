@@ -1,0 +1,84 @@
+"""Export a trained model to ONNX following the kdinspect ONNX contract (see docs/dev/contracts.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdinspect import __version__
+
+__all__ = ["export_onnx", "inference_module"]
+
+logger = logging.getLogger(__name__)
+
+
+def inference_module(model: nn.Module, kind: str, nms: bool = True) -> nn.Module:
+    """The model's export wrapper: ``images (B,3,H,W) RGB [0,1] -> NamedTuple`` of named outputs."""
+    if not hasattr(model, "inference_module"):
+        raise TypeError(f"{type(model).__name__} has no inference_module(); it cannot be exported")
+    module = model.inference_module(nms=nms) if kind == "detection" else model.inference_module()
+    return module.eval()
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int],
+    kind: str,
+    classes: list[str],
+    model_name: str = "",
+    opset: int = 17,
+    dynamic: bool = False,
+    nms: bool = True,
+    extra_metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``path`` (.onnx) with input ``images`` and the wrapper's NamedTuple fields as output names.
+
+    Args:
+        model: trained model (eval mode is set here).
+        path: output file.
+        input_size: (H, W) the graph is traced at (fixed unless ``dynamic``).
+        kind: ``detection`` or ``segmentation``.
+        classes: class names, stored in the metadata.
+        model_name: config model name, stored in the metadata.
+        opset: ONNX opset.
+        dynamic: dynamic batch axis.
+        nms: detection only: NMS inside the graph (output ``dets``) or on the host (``boxes``/``scores``).
+        extra_metadata: more ``metadata_props`` entries.
+    """
+    try:
+        import onnx
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("ONNX export needs the export extra: pip install 'kdinspect[export]'") from err
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = inference_module(model.eval(), kind, nms)
+    dummy = torch.rand(1, 3, *input_size)
+    with torch.no_grad():
+        out = module(dummy)
+    names = list(getattr(out, "_fields", ())) or ["output"]
+    dynamic_axes = {n: {0: "batch"} for n in ["images", *names]} if dynamic else None
+    if dynamic and kind == "detection" and nms:
+        dynamic_axes = {"images": {0: "batch"}}
+    tmp = path.with_suffix(".onnx.tmp")
+    torch.onnx.export(module, (dummy,), str(tmp), input_names=["images"], output_names=names, opset_version=opset,
+                      dynamic_axes=dynamic_axes, dynamo=False)
+    proto = onnx.load(str(tmp))
+    meta = {
+        "kdinspect.task": kind, "kdinspect.classes": json.dumps(list(classes)),
+        "kdinspect.input_size": json.dumps(list(input_size)), "kdinspect.model": model_name,
+        "kdinspect.version": __version__, "kdinspect.nms": "graph" if nms else "host",
+    } | {k: str(v) for k, v in (extra_metadata or {}).items()}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    logger.info("exported %s (%s, outputs %s, %.1f MB)", path, kind, names, path.stat().st_size / 1e6)
+    return path

@@ -1,0 +1,122 @@
+"""Predict with a PyTorch checkpoint on image files or folders: JSON results, overlays and masks."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from kdinspect.data.io import IMAGE_EXTENSIONS, ImageReadError, load_image
+from kdinspect.data.structures import Batch, DetTarget, ImageMeta, SegTarget
+from kdinspect.deploy.draw import draw_detections, overlay_mask
+from kdinspect.engine.checkpoint import LoadedModel, load_model
+from kdinspect.tasks.build import TASKS
+from kdinspect.utils.io import write_json
+
+__all__ = ["iter_images", "predict"]
+
+logger = logging.getLogger(__name__)
+
+
+def iter_images(source: str | Path) -> list[Path]:
+    """Image files named by ``source``: one file, a folder (sorted, non-recursive) or a glob pattern."""
+    src = Path(source)
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    elif src.is_file():
+        files = [src]
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(source)) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"no images found at {source} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _transform(loaded: LoadedModel) -> Any:
+    from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
+
+    d = loaded.cfg.data
+    if loaded.kind == "detection":
+        return DetectionTransform(d.imgsz, train=False)
+    return SegmentationTransform(0, train=False, eval_size=d.eval_imgsz)
+
+
+def _batches(files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]]) -> Iterator[tuple[Batch, np.ndarray]]:
+    from kdinspect.data import collate
+    from kdinspect.data.structures import Sample
+
+    tf = _transform(loaded)
+    for path in files:
+        try:
+            image = load_image(path)
+        except ImageReadError as err:
+            logger.warning("skipping %s: %s", path, err.reason)
+            errors.append({"image": str(path), "error": err.reason})
+            continue
+        h, w = image.shape[:2]
+        if loaded.kind == "detection":
+            img, boxes, labels, scale = tf(image, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+            target: Any = DetTarget(boxes, labels)
+        else:
+            img, mask, _, scale = tf(image, np.zeros((h, w), np.uint8))
+            target = SegTarget(mask)
+        meta = ImageMeta(str(path), path.stem, (h, w), tuple(img.shape[-2:]), scale)
+        yield collate([Sample(img, target, meta)]), image
+
+
+@torch.no_grad()
+def predict(
+    checkpoint: str | Path,
+    source: str | Path,
+    out_dir: str | Path | None = None,
+    score_thr: float = 0.25,
+    mask_thr: float = 0.5,
+    save_overlays: bool = True,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Run a checkpoint on images; returns one result dict per image (and writes ``results.json``,
+    ``overlays/`` and, for segmenters, ``masks/`` under ``out_dir``). Unreadable images are reported, not fatal."""
+    loaded = load_model(checkpoint, device)
+    task = TASKS[loaded.kind](loaded.model, loaded.classes)
+    files = iter_images(source)
+    out = Path(out_dir) if out_dir else None
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for batch, image in _batches(files, loaded, errors):
+        pred = task.predict(batch.to(device))[0]
+        meta = batch.metas[0]
+        res: dict[str, Any] = {"image": meta.path, "width": meta.orig_size[1], "height": meta.orig_size[0]}
+        if loaded.kind == "detection":
+            keep = pred.scores >= score_thr
+            boxes, scores, labels = (t[keep].cpu().numpy() for t in pred)
+            res["detections"] = [
+                {"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
+                 "class": loaded.classes[int(lb)]} for b, s, lb in zip(boxes, scores, labels)
+            ]
+            vis = draw_detections(image, boxes, scores, labels, loaded.classes)
+        else:
+            prob = pred.prob.cpu().numpy()
+            sel = prob >= mask_thr
+            res |= {"defect_pixels": int(sel.sum()), "defect_ratio": round(float(sel.mean()), 6)}
+            vis = overlay_mask(image, prob, mask_thr)
+            if out is not None:
+                (out / "masks").mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(out / "masks" / f"{Path(meta.path).stem}.png"), (sel * 255).astype(np.uint8))
+                res["mask"] = str(out / "masks" / f"{Path(meta.path).stem}.png")
+        if out is not None and save_overlays:
+            (out / "overlays").mkdir(parents=True, exist_ok=True)
+            dst = out / "overlays" / f"{Path(meta.path).stem}.jpg"
+            cv2.imwrite(str(dst), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+            res["overlay"] = str(dst)
+        results.append(res)
+    results += errors
+    if out is not None:
+        write_json(out / "results.json", {"checkpoint": str(checkpoint), "results": results})
+    logger.info("predicted %d image(s), %d unreadable", len(results) - len(errors), len(errors))
+    return results
