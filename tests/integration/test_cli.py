@@ -1,0 +1,64 @@
+"""CLI end to end on generated data: train -> eval -> export -> predict, in-process, plus the installed script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kdinspect.cli.main import main
+from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ovr = seg_overrides(tmp_path / "data", tmp_path / "runs", "cli", epochs=2)
+    assert main(["train", "--no-progress", *_sets(ovr)]) == 0
+    run = tmp_path / "runs" / "cli"
+    for f in ("config.yaml", "env.json", "last.safetensors", "best.safetensors", "metrics.csv", "steps.csv",
+              "train.log", "loss.png", "metrics.png", "results.json", "eval/metrics.json"):
+        assert (run / f).is_file(), f
+    capsys.readouterr()
+
+    assert main(["eval", str(run / "best.safetensors"), "--out", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"f1", "iou", "f1_tol", "iou_tol", "ods", "ois"} <= set(metrics)
+
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(run / "best.safetensors"), "--out", str(tmp_path / "m.onnx"), "--imgsz", "64"]) == 0
+    verify = json.loads((tmp_path / "m.verify.json").read_text())
+    assert verify["verify_images"] == 8 and verify["max_abs_diff_prob"] < 1e-3
+
+    imgs = sorted((tmp_path / "data").rglob("*.png"))
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(next(p for p in imgs if "mask" not in str(p)), src / "a.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert main(["predict", str(run / "best.safetensors"), str(src), "--out", str(tmp_path / "pred")]) == 0
+    results = json.loads((tmp_path / "pred" / "results.json").read_text())["results"]
+    assert {Path(r["image"]).name for r in results} == {"a.png", "broken.jpg"}
+    assert any("error" in r for r in results) and any("defect_ratio" in r for r in results)
+    assert (tmp_path / "pred" / "overlays" / "a.jpg").is_file() and (tmp_path / "pred" / "masks" / "a.png").is_file()
+
+
+def test_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["train", "--set", "train.epochs=x"]) == 2
+    assert "train.epochs" in caplog.text
+    assert main(["eval", str(tmp_path / "nope.safetensors")]) == 2
+    assert "not found" in caplog.text
+    assert main(["train", "--set", "model.name=nonet", "--set", "data.format=synthetic-seg",
+                 "--set", f"train.out_dir={tmp_path}"]) == 2
+    assert "unknown model" in caplog.text
+
+
+def test_info_subprocess() -> None:
+    exe = shutil.which("kdinspect")
+    cmd = [exe, "info"] if exe else [PYTHON, "-m", "kdinspect", "info"]
+    out = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "torch_threads" in out and "unet" in out
