@@ -10,7 +10,7 @@ import torch
 
 from kdinspect.api import train
 from kdinspect.config import load_config
-from kdinspect.data.synthetic import generate_segmentation_dataset
+from kdinspect.data.synthetic import ensure_synthetic
 from kdinspect.engine.checkpoint import load_checkpoint
 from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 def test_ddp_two_cpu_processes_match_single(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    generate_segmentation_dataset(data, n_train=16, n_val=8, seed=0, size=(64, 64))
+    ensure_synthetic(data, "segmentation", n_train=16, n_val=8, seed=0, size=(64, 64))
     single = seg_overrides(data, tmp_path, "single", epochs=2, extra=[*EXTRA, "train.batch_size=8"])
     ref = train(load_config(None, single), progress=False)
 

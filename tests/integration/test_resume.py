@@ -11,7 +11,7 @@ import torch
 
 from kdinspect.api import train
 from kdinspect.config import load_config
-from kdinspect.data.synthetic import generate_segmentation_dataset
+from kdinspect.data.synthetic import ensure_synthetic
 from kdinspect.engine.checkpoint import CheckpointError, load_checkpoint
 from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
@@ -28,7 +28,7 @@ def _state(path: Path) -> dict | None:
 
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    generate_segmentation_dataset(data, n_train=16, n_val=8, seed=0, size=(64, 64))
+    ensure_synthetic(data, "segmentation", n_train=16, n_val=8, seed=0, size=(64, 64))
     ref = train(load_config(None, seg_overrides(data, tmp_path, "ref", epochs=3, extra=EXTRA)), progress=False)
 
     ovr = seg_overrides(data, tmp_path, "killed", epochs=3, extra=EXTRA)

@@ -109,12 +109,23 @@ class CSVLogger(Callback):
         self._count += 1
         self._epoch_count += 1
         if trainer.state.global_step % self.interval == 0:
-            row = {"step": trainer.state.global_step, "epoch": trainer.state.epoch, "lr": trainer.schedule.lr}
-            row |= {k: v / self._count for k, v in self._sums.items()}
-            row["time_s"] = round(time.perf_counter() - self._t0, 2)
-            self.steps.write(row)
-            self._sums.clear()
-            self._count = 0
+            self._flush(trainer)
+
+    def _flush(self, trainer: Trainer) -> None:
+        if not self._count or not trainer.dist_info.is_main:
+            return
+        row = {"step": trainer.state.global_step, "epoch": trainer.state.epoch, "lr": trainer.schedule.lr}
+        row |= {k: v / self._count for k, v in self._sums.items()}
+        row["time_s"] = round(time.perf_counter() - self._t0, 2)
+        self.steps.write(row)
+        self._sums.clear()
+        self._count = 0
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._flush(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._flush(trainer)
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         if not trainer.dist_info.is_main:
