@@ -9,7 +9,7 @@ from __future__ import annotations
 from kdinspect.data.build import build_dataset, read_split
 from kdinspect.data.datasets import DetectionDataset, SegmentationDataset, SkippedSample, collate
 from kdinspect.data.deeppcb import DEEPPCB_CLASSES, read_deeppcb
-from kdinspect.data.detection import read_coco, read_voc, read_yolo
+from kdinspect.data.detection import read_coco, read_yolo
 from kdinspect.data.fewshot import NEU_CLASSES, NEU_SPLITS, filter_classes, load_kshot, read_neu_fewshot
 from kdinspect.data.io import ImageReadError, load_image, load_mask
 from kdinspect.data.segmentation import read_crackforest, read_deepcrack, read_masks
@@ -32,6 +32,7 @@ from kdinspect.data.synthetic import (
     read_synthetic_seg,
 )
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
+from kdinspect.data.voc import read_voc
 
 DATASETS = {
     "voc": read_voc,

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from kdinspect.data.common import find_dir
-from kdinspect.data.detection import VOC_ANN_DIRS, VOC_IMG_DIRS, voc_splits
 from kdinspect.data.io import ImageReadError, load_image, load_mask, read_image_size
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem, SegRecord
+from kdinspect.data.voc import VOC_ANN_DIRS, VOC_IMG_DIRS, voc_splits
 
 __all__ = ["CheckReport", "check_dataset", "default_splits", "detect_format"]
 
@@ -109,7 +110,7 @@ def _count_cells(c: dict[str, Any], det: bool) -> tuple[str, ...]:
     return str(c["images"]), str(c.get("defect_images", "-")), c.get("defect_percent", "-")
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{widths[0]}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return [fmt.format(*head)] + [fmt.format(*r) for r in rows]
@@ -192,82 +193,83 @@ def _seg_counts(records: list[SegRecord], stats: dict[str, tuple[int, int]]) -> 
 
 
 # -------------------------------------------------------------------------------------------------------- decoding
-def _decode_det(rec: DetRecord) -> tuple[tuple[int, int] | None, list[Problem]]:
+# what inspecting one record gives: (H, W) or None when unreadable, problems, (defect pixels, pixels) or None
+Inspection = tuple[tuple[int, int] | None, list[Problem], tuple[int, int] | None]
+_TRAINING = "skipped during training"
+
+
+def _decode_det(rec: DetRecord) -> Inspection:
     problems = []
     size = None
     try:
         h, w = load_image(rec.image).shape[:2]
         size = (h, w)
         if rec.width and rec.height and (rec.width, rec.height) != (w, h):
-            problems.append(
-                Problem(
-                    str(rec.image),
-                    "size_mismatch",
-                    f"annotation says {rec.width}x{rec.height}, "
-                    f"image is {w}x{h}; boxes were checked against the annotation size",
-                    "warning",
-                )
-            )
+            msg = f"annotation says {rec.width}x{rec.height}, image is {w}x{h}; boxes were checked against the former"
+            problems.append(Problem(str(rec.image), "size_mismatch", msg, "warning"))
     except ImageReadError as err:
-        problems.append(Problem(err.path, "corrupt_image", err.reason, "error", "skipped during training"))
+        problems.append(Problem(err.path, "corrupt_image", err.reason, "error", _TRAINING))
     template = rec.extra.get("template")
     if template is not None:
         try:
             load_image(template)
         except ImageReadError as err:
             problems.append(Problem(err.path, "corrupt_image", f"template: {err.reason}", "error"))
-    return size, problems
+    return size, problems, None
 
 
-def _decode_seg(rec: SegRecord) -> tuple[tuple[int, int] | None, list[Problem], tuple[int, int] | None]:
-    problems = []
+def _mismatch(rec: SegRecord, msize: tuple[int, int], size: tuple[int, int]) -> Problem:
+    msg = f"mask is {msize[1]}x{msize[0]}, image {rec.image.name} is {size[1]}x{size[0]}"
+    return Problem(str(rec.mask), "mask_size_mismatch", msg, "error", _TRAINING)
+
+
+def _decode_seg(rec: SegRecord) -> Inspection:
     try:
-        h, w = load_image(rec.image).shape[:2]
+        size = load_image(rec.image).shape[:2]
     except ImageReadError as err:
-        return None, [Problem(err.path, "corrupt_image", err.reason, "error", "skipped during training")], None
+        return None, [Problem(err.path, "corrupt_image", err.reason, "error", _TRAINING)], None
     if rec.mask is None:
-        return (h, w), problems, None
+        return size, [], None
     try:
         mask = load_mask(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
     except ImageReadError as err:
-        return (h, w), [Problem(err.path, "corrupt_mask", err.reason, "error", "skipped during training")], None
-    if mask.shape != (h, w):
-        msg = f"mask is {mask.shape[1]}x{mask.shape[0]}, image {rec.image.name} is {w}x{h}"
-        return (h, w), [Problem(str(rec.mask), "mask_size_mismatch", msg, "error", "skipped during training")], None
-    return (h, w), problems, (int(mask.sum()), mask.size)
+        return size, [Problem(err.path, "corrupt_mask", err.reason, "error", _TRAINING)], None
+    if mask.shape != size:
+        return size, [_mismatch(rec, mask.shape, size)], None
+    return size, [], (int(mask.sum()), mask.size)
 
 
-def _header_seg(rec: SegRecord) -> tuple[tuple[int, int] | None, list[Problem], None]:
+def _header_seg(rec: SegRecord) -> Inspection:
     try:
         size = read_image_size(rec.image)
-    except ImageReadError as err:
-        return None, [Problem(err.path, "corrupt_image", err.reason, "error")], None
-    if rec.mask is not None and rec.mask_format == "png":
-        try:
+        if rec.mask is not None and rec.mask_format == "png":
             msize = read_image_size(rec.mask)
-        except ImageReadError as err:
-            return size, [Problem(err.path, "corrupt_mask", err.reason, "error")], None
-        if msize != size:
-            msg = f"mask is {msize[1]}x{msize[0]}, image {rec.image.name} is {size[1]}x{size[0]}"
-            return size, [Problem(str(rec.mask), "mask_size_mismatch", msg, "error")], None
+            if msize != size:
+                return size, [_mismatch(rec, msize, size)], None
+    except ImageReadError as err:
+        kind = "corrupt_image" if err.path == str(rec.image) else "corrupt_mask"
+        return None, [Problem(err.path, kind, err.reason, "error", _TRAINING)], None
     return size, [], None
 
 
-def _inspect(records: list[Any], task: str, decode: bool, workers: int):
+def _inspect(
+    records: list[Any], task: str, decode: bool, workers: int
+) -> tuple[dict[str, tuple[int, int]], list[Problem], dict[str, tuple[int, int]]]:
     """Sizes, problems and (segmentation) defect pixel stats of unique records, decoded in a thread pool."""
     if task == "detection" and not decode:
         return {str(r.image): (r.height, r.width) for r in records}, [], {}
     fn = (_decode_det if task == "detection" else _decode_seg) if decode else _header_seg
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(fn, records))
-    sizes, problems, stats = {}, [], {}
-    for rec, res in zip(records, results):
-        size, probs = res[0], res[1]
+        results: list[Inspection] = list(pool.map(fn, records))
+    sizes: dict[str, tuple[int, int]] = {}
+    problems: list[Problem] = []
+    stats: dict[str, tuple[int, int]] = {}
+    for rec, (size, probs, stat) in zip(records, results):
         if size is not None:
             sizes[str(rec.image)] = size
         problems += probs
-        if len(res) > 2 and res[2] is not None:
-            stats[str(rec.image)] = res[2]
+        if stat is not None:
+            stats[str(rec.image)] = stat
     return sizes, problems, stats
 
 

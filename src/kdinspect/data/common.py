@@ -5,23 +5,39 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from kdinspect.data.io import IMAGE_EXTENSIONS
+from kdinspect.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image_size
 from kdinspect.data.structures import Problem
 
 __all__ = [
     "CLIP_TOLERANCE",
     "clean_boxes",
     "find_dir",
+    "header_size",
     "image_files",
+    "labelled_boxes",
     "natural_key",
     "read_list_file",
+    "report",
     "resolve_list_file",
 ]
 
 CLIP_TOLERANCE = 1.0  # boxes that leave the frame by at most this many pixels are clipped without a warning
+
+
+def report(
+    problems: list[Problem],
+    path: Path | str,
+    kind: str,
+    message: str,
+    action: str = "",
+    severity: Literal["error", "warning"] = "error",
+) -> None:
+    """Append a :class:`Problem` (``severity`` ``error`` unless given) to ``problems``."""
+    problems.append(Problem(str(path), kind, message, severity, action))
 
 
 def natural_key(text: str) -> list[int | str]:
@@ -35,6 +51,15 @@ def find_dir(root: Path, names: Iterable[str]) -> Path | None:
         if (root / name).is_dir():
             return root / name
     return None
+
+
+def header_size(path: Path, problems: list[Problem]) -> tuple[int, int] | None:
+    """(H, W) from the image header, or None after recording a ``corrupt_image`` problem."""
+    try:
+        return read_image_size(path)
+    except ImageReadError as err:
+        report(problems, path, "corrupt_image", err.reason, "skipped image")
+        return None
 
 
 def image_files(folder: Path) -> dict[str, Path]:
@@ -102,9 +127,7 @@ def clean_boxes(
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         desc = f"box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}]"
         if not np.isfinite(boxes[i]).all() or x2 <= x1 or y2 <= y1:
-            problems.append(
-                Problem(str(path), "zero_area_box", f"{desc} has zero or negative area", "error", "box rejected")
-            )
+            report(problems, path, "zero_area_box", f"{desc} has zero or negative area", "box rejected")
             keep[i] = False
             continue
         if size is None:
@@ -113,21 +136,35 @@ def clean_boxes(
         clipped = np.array([min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)])
         overshoot = np.abs(clipped - boxes[i]).max()
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            problems.append(
-                Problem(
-                    str(path), "box_outside_image", f"{desc} lies outside the {w}x{h} image", "error", "box rejected"
-                )
-            )
+            report(problems, path, "box_outside_image", f"{desc} lies outside the {w}x{h} image", "box rejected")
             keep[i] = False
         elif overshoot > CLIP_TOLERANCE:
-            problems.append(
-                Problem(
-                    str(path),
-                    "box_outside_image",
-                    f"{desc} extends {overshoot:g} px outside the {w}x{h} image",
-                    "warning",
-                    "box clipped",
-                )
-            )
+            msg = f"{desc} extends {overshoot:g} px outside the {w}x{h} image"
+            report(problems, path, "box_outside_image", msg, "box clipped", "warning")
         out[i] = clipped
     return out[keep].astype(np.float32), labels[keep], keep
+
+
+def labelled_boxes(
+    objects: list[tuple[list[float], str]],
+    classes: list[str],
+    size: tuple[int, int] | None,
+    path: Path | str,
+    problems: list[Problem],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map ``(box, class name)`` pairs to label indices, rejecting names not in ``classes`` (``unknown_class``), then
+    validate the boxes with :func:`clean_boxes`.
+
+    Returns:
+        boxes (M, 4) float32, labels (M,) int64, and the (N,) bool mask of the kept input objects.
+    """
+    index_of = {c: i for i, c in enumerate(classes)}
+    known = np.array([name in index_of for _, name in objects], dtype=bool)
+    for _, name in (o for o, k in zip(objects, known) if not k):
+        report(problems, path, "unknown_class", f"class {name!r} not in {classes}", "box rejected")
+    boxes = np.array([b for (b, _), k in zip(objects, known) if k], dtype=np.float64).reshape(-1, 4)
+    labels = np.array([index_of[n] for (_, n), k in zip(objects, known) if k], dtype=np.int64)
+    b, lab, keep = clean_boxes(boxes, labels, size, path, problems)
+    mask = known.copy()
+    mask[known] = keep
+    return b, lab, mask

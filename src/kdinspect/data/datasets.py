@@ -56,8 +56,18 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def _meta(rec: DetRecord | SegRecord, orig: tuple[int, int], img: Tensor, scale: tuple[float, float]) -> ImageMeta:
+    return ImageMeta(
+        str(rec.image), rec.image_id, orig, (int(img.shape[-2]), int(img.shape[-1])), scale, dict(rec.extra)
+    )
+
+
 class _IndexDataset(Dataset):
+    task = ""
+
     def __init__(self, index: DatasetIndex, seed: int = 0) -> None:
+        if index.task != self.task:
+            raise ValueError(f"{type(self).__name__} needs a {self.task} index, got task {index.task!r}")
         self.index = index
         self.records = index.records
         self.classes = list(index.classes)
@@ -98,9 +108,9 @@ class DetectionDataset(_IndexDataset):
         seed: augmentation seed.
     """
 
+    task = "detection"
+
     def __init__(self, index: DatasetIndex, transform: DetectionTransform | None = None, seed: int = 0) -> None:
-        if index.task != "detection":
-            raise ValueError(f"DetectionDataset needs a detection index, got task {index.task!r}")
         super().__init__(index, seed)
         self.transform = transform or DetectionTransform(256, train=False)
 
@@ -108,8 +118,7 @@ class DetectionDataset(_IndexDataset):
         image = load_image(rec.image)
         h, w = image.shape[:2]
         img, boxes, labels, scale = self.transform(image, rec.boxes, rec.labels)
-        meta = ImageMeta(str(rec.image), rec.image_id, (h, w), tuple(img.shape[-2:]), scale, dict(rec.extra))
-        return Sample(img, DetTarget(boxes, labels), meta)
+        return Sample(img, DetTarget(boxes, labels), _meta(rec, (h, w), img, scale))
 
 
 class SegmentationDataset(_IndexDataset):
@@ -122,9 +131,9 @@ class SegmentationDataset(_IndexDataset):
         seed: augmentation seed.
     """
 
+    task = "segmentation"
+
     def __init__(self, index: DatasetIndex, transform: SegmentationTransform | None = None, seed: int = 0) -> None:
-        if index.task != "segmentation":
-            raise ValueError(f"SegmentationDataset needs a segmentation index, got task {index.task!r}")
         super().__init__(index, seed)
         self.transform = transform or SegmentationTransform(0, train=False)
 
@@ -143,8 +152,7 @@ class SegmentationDataset(_IndexDataset):
             raise ImageReadError(str(soft_path), f"soft-label size {soft.shape[:0:-1]} differs from image {(w, h)}")
         img, m, s, scale = self.transform(image, mask, soft)
         target = SegTarget(m, s) if rec.mask is not None else None
-        meta = ImageMeta(str(rec.image), rec.image_id, (h, w), tuple(img.shape[-2:]), scale, dict(rec.extra))
-        return Sample(img, target, meta)
+        return Sample(img, target, _meta(rec, (h, w), img, scale))
 
 
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdinspect.data.common import clean_boxes, read_list_file, resolve_list_file
-from kdinspect.data.io import ImageReadError, read_image_size
+from kdinspect.data.common import header_size, labelled_boxes, read_list_file, report, resolve_list_file
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
 
 __all__ = ["DEEPPCB_CLASSES", "read_deeppcb"]
@@ -23,33 +22,52 @@ __all__ = ["DEEPPCB_CLASSES", "read_deeppcb"]
 DEEPPCB_CLASSES = ["open", "short", "mousebite", "spur", "spurious_copper", "pin_hole"]
 
 
-def _pcb_root(root: Path) -> Path:
-    return root / "PCBData" if (root / "PCBData").is_dir() else root
-
-
 def _parse_pcb_annotation(path: Path, problems: list[Problem]) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) and 0-based type indices (N,) of one annotation file."""
     boxes, types = [], []
     for ln, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
         parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
+        if not parts:
+            continue
         try:
             if len(parts) != 5:
                 raise ValueError(f"{len(parts)} values, expected 5 (x1 y1 x2 y2 type)")
             x1, y1, x2, y2 = (float(v) for v in parts[:4])
             t = int(parts[4])
         except ValueError as err:
-            problems.append(Problem(str(path), "bad_annotation", f"line {ln}: {err}", "error", "box rejected"))
+            report(problems, path, "bad_annotation", f"line {ln}: {err}", "box rejected")
             continue
         if not 1 <= t <= len(DEEPPCB_CLASSES):
-            problems.append(
-                Problem(str(path), "unknown_class", f"line {ln}: defect type {t} not in 1..6", "error", "box rejected")
-            )
+            report(problems, path, "unknown_class", f"line {ln}: defect type {t} not in 1..6", "box rejected")
             continue
         boxes.append([x1, y1, x2, y2])
         types.append(t - 1)
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(types, dtype=np.int64)
+
+
+def _pair_files(pcb: Path, list_file: Path, entry: str, problems: list[Problem]) -> tuple[Path, Path, Path] | None:
+    """(tested image, template, annotation) of a split-list line, or None after recording why it is unusable."""
+    parts = entry.split()
+    if len(parts) != 2:
+        report(problems, list_file, "bad_annotation", f"line {entry!r}: expected 'image.jpg ann.txt'", "entry skipped")
+        return None
+    stem = pcb / parts[0]
+    image, template = stem.with_name(f"{stem.stem}_test.jpg"), stem.with_name(f"{stem.stem}_temp.jpg")
+    ann = pcb / parts[1]
+    if not image.is_file() and not ann.is_file():
+        msg = f"entry {entry!r}: neither {image.name} nor {ann.name} exists"
+        report(problems, list_file, "missing_split_entry", msg, "entry skipped")
+        return None
+    if not image.is_file():
+        report(problems, image, "missing_image", f"listed in {list_file.name} with {ann.name}", "skipped image")
+        return None
+    if not ann.is_file():
+        report(problems, image, "missing_annotation", f"no annotation {parts[1]}", "skipped image")
+        return None
+    if not template.is_file():
+        msg = "template of a tested image is missing"
+        report(problems, template, "missing_image", msg, "pair kept without template", "warning")
+    return image, template, ann
 
 
 def read_deeppcb(root: str | Path, split: str = "trainval", classes: list[str] | None = None) -> DatasetIndex:
@@ -62,10 +80,10 @@ def read_deeppcb(root: str | Path, split: str = "trainval", classes: list[str] |
 
     Returns:
         Detection index of the tested images; ``extra["template"]`` is the template path (None when missing, with a
-        ``missing_image`` warning).
+        ``missing_image`` warning) and ``extra["annotation"]`` the annotation file.
     """
     root = Path(root)
-    pcb = _pcb_root(root)
+    pcb = root / "PCBData" if (root / "PCBData").is_dir() else root
     list_file = resolve_list_file(pcb, split, ["."])
     if list_file is None:
         avail = sorted(p.stem for p in pcb.glob("*.txt"))
@@ -74,77 +92,16 @@ def read_deeppcb(root: str | Path, split: str = "trainval", classes: list[str] |
     unknown = [c for c in class_list if c not in DEEPPCB_CLASSES]
     if unknown:
         raise ValueError(f"DeepPCB classes {unknown} unknown; valid: {DEEPPCB_CLASSES}")
-    remap = np.array([class_list.index(c) if c in class_list else -1 for c in DEEPPCB_CLASSES])
     problems: list[Problem] = []
     records = []
     for entry in read_list_file(list_file):
-        parts = entry.split()
-        if len(parts) != 2:
-            problems.append(
-                Problem(
-                    str(list_file),
-                    "bad_annotation",
-                    f"line {entry!r}: expected 'image.jpg ann.txt'",
-                    "error",
-                    "entry skipped",
-                )
-            )
+        files = _pair_files(pcb, list_file, entry, problems)
+        if files is None or (size := header_size(files[0], problems)) is None:
             continue
-        stem = pcb / parts[0]
-        image = stem.with_name(f"{stem.stem}_test.jpg")
-        template = stem.with_name(f"{stem.stem}_temp.jpg")
-        ann = pcb / parts[1]
-        if not image.is_file() and not ann.is_file():
-            problems.append(
-                Problem(
-                    str(list_file),
-                    "missing_split_entry",
-                    f"entry {entry!r}: neither {image.name} nor {ann.name} exists",
-                    "error",
-                    "entry skipped",
-                )
-            )
-            continue
-        if not image.is_file():
-            problems.append(
-                Problem(
-                    str(image), "missing_image", f"listed in {list_file.name} with {ann.name}", "error", "skipped image"
-                )
-            )
-            continue
-        if not ann.is_file():
-            problems.append(
-                Problem(str(image), "missing_annotation", f"no annotation {parts[1]}", "error", "skipped image")
-            )
-            continue
-        try:
-            size = read_image_size(image)
-        except ImageReadError as err:
-            problems.append(Problem(str(image), "corrupt_image", err.reason, "error", "skipped image"))
-            continue
-        if not template.is_file():
-            problems.append(
-                Problem(
-                    str(template),
-                    "missing_image",
-                    "template of a tested image is missing",
-                    "warning",
-                    "pair kept without template",
-                )
-            )
+        image, template, ann = files
         boxes, types = _parse_pcb_annotation(ann, problems)
-        labels = remap[types]
-        for t in types[labels < 0]:
-            problems.append(
-                Problem(
-                    str(ann),
-                    "unknown_class",
-                    f"type {DEEPPCB_CLASSES[t]!r} not in {class_list}",
-                    "error",
-                    "box rejected",
-                )
-            )
-        b, lab, _ = clean_boxes(boxes[labels >= 0], labels[labels >= 0], size, ann, problems)
+        objects = [(list(b), DEEPPCB_CLASSES[t]) for b, t in zip(boxes, types)]
+        b, lab, _ = labelled_boxes(objects, class_list, size, ann, problems)
         extra = {"template": template if template.is_file() else None, "annotation": ann}
-        records.append(DetRecord(image, b, lab, stem.stem, size[1], size[0], extra))
+        records.append(DetRecord(image, b, lab, image.stem.removesuffix("_test"), size[1], size[0], extra))
     return DatasetIndex("detection", class_list, records, problems, root, split)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kdinspect.data.common import read_list_file
-from kdinspect.data.detection import read_voc, read_voc_ids
+from kdinspect.data.common import read_list_file, report
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
+from kdinspect.data.voc import read_voc, read_voc_ids
 
 __all__ = [
     "NEU_CLASSES",
@@ -95,6 +95,23 @@ def kshot_file(root: Path, seed: int, shots: int, cls: str) -> Path:
     return Path(root) / "fewshot_split" / f"seed{seed}" / f"box_{shots}shot_{cls}_train.txt"
 
 
+def _merge_picks(entries: list[tuple[str, int, int]], by_id: dict[str, DetRecord]) -> list[DetRecord]:
+    """One record per image holding its picked boxes: entries are (image id, new label, box index in the record)."""
+    merged: dict[str, list[tuple[int, int]]] = {}
+    for image_id, label, j in entries:
+        merged.setdefault(image_id, []).append((label, j))
+    records = []
+    for image_id, picks in merged.items():
+        rec = by_id[image_id]
+        idx = np.array([j for _, j in picks], dtype=np.int64)
+        labels = np.array([lab for lab, _ in picks], dtype=np.int64)
+        extra = copy.copy(rec.extra)
+        if "difficult" in extra:
+            extra["difficult"] = extra["difficult"][idx]
+        records.append(DetRecord(rec.image, rec.boxes[idx], labels, rec.image_id, rec.width, rec.height, extra))
+    return records
+
+
 def load_kshot(
     root: str | Path,
     seed: int,
@@ -140,44 +157,15 @@ def load_kshot(
         for image_id in ids:
             rec = by_id.get(image_id)
             if rec is None:
-                problems.append(
-                    Problem(
-                        str(path),
-                        "missing_split_entry",
-                        f"image {image_id!r} not in the dataset",
-                        "error",
-                        "entry skipped",
-                    )
-                )
+                report(problems, path, "missing_split_entry", f"image {image_id!r} not in the dataset", "entry skipped")
                 continue
-            cands += [(rec.image_id, label, j) for j in np.flatnonzero(rec.labels == src_label)]
+            cands += [(rec.image_id, label, int(j)) for j in np.flatnonzero(rec.labels == src_label)]
+        cands = list(dict.fromkeys(cands))  # an image listed twice for one class offers its boxes once
         if len(cands) > shots:
             pick = range(shots) if cap == "first" else sorted(rng.choice(len(cands), shots, replace=False))
             cands = [cands[i] for i in pick]
         entries += cands
-    merged: dict[str, list[tuple[int, int]]] = {}
-    for image_id, label, j in entries:
-        boxes = merged.setdefault(image_id, [])
-        if (label, j) not in boxes:  # an image listed twice for one class keeps each box once
-            boxes.append((label, j))
-    records = []
-    for image_id, picks in merged.items():
-        rec = by_id[image_id]
-        idx = np.array([j for _, j in picks], dtype=np.int64)
-        extra = copy.copy(rec.extra)
-        if "difficult" in extra:
-            extra["difficult"] = extra["difficult"][idx]
-        records.append(
-            DetRecord(
-                rec.image,
-                rec.boxes[idx],
-                np.array([lab for lab, _ in picks], dtype=np.int64),
-                rec.image_id,
-                rec.width,
-                rec.height,
-                extra,
-            )
-        )
+    records = _merge_picks(entries, by_id)
     return DatasetIndex("detection", class_list, records, problems, root, f"seed{seed}_{shots}shot")
 
 

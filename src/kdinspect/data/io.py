@@ -201,10 +201,9 @@ def load_soft_label(paths: str | Path | list[str] | list[Path]) -> np.ndarray:
     Returns:
         (C, H, W) float32 array.
     """
-    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    items: list[Path] = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     channels: list[np.ndarray] = []
-    for item in items:
-        path = Path(item)
+    for path in items:
         if path.suffix.lower() == ".npy":
             if not path.is_file():
                 raise ImageReadError(path, "file not found")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdinspect.data.common import find_dir, image_files, natural_key, read_list_file, resolve_list_file
+from kdinspect.data.common import find_dir, image_files, natural_key, read_list_file, report, resolve_list_file
 from kdinspect.data.structures import DatasetIndex, Problem, SegRecord
 
 __all__ = [
@@ -63,25 +63,20 @@ def _pair_folder(img_dir: Path, mask_dir: Path, suffix: str, problems: list[Prob
     for stem in sorted(images, key=natural_key):
         mask = _mask_for(mask_dir, stem, suffix)
         if mask is None:
-            problems.append(
-                Problem(
-                    str(images[stem]),
-                    "missing_mask",
-                    f"no mask {mask_dir.name}/{stem}{suffix}.png",
-                    "error",
-                    "skipped image",
-                )
+            report(
+                problems, images[stem], "missing_mask", f"no mask {mask_dir.name}/{stem}{suffix}.png", "skipped image"
             )
             continue
         records.append(SegRecord(images[stem], mask, stem))
     masks = mask_dir.iterdir() if mask_dir.is_dir() else []
-    mask_stems = {p.stem.removesuffix(suffix) for p in masks if p.suffix.lower() in MASK_EXTENSIONS}
-    for stem in sorted(mask_stems - set(images), key=natural_key):
-        mask = _mask_for(mask_dir, stem, suffix)
-        problems.append(
-            Problem(
-                str(mask), "missing_image", f"no image {img_dir.name}/{stem}.* for this mask", "error", "mask skipped"
-            )
+    mask_files = {p.stem.removesuffix(suffix): p for p in masks if p.suffix.lower() in MASK_EXTENSIONS}
+    for stem in sorted(set(mask_files) - set(images), key=natural_key):
+        report(
+            problems,
+            mask_files[stem],
+            "missing_image",
+            f"no image {img_dir.name}/{stem}.* for this mask",
+            "mask skipped",
         )
     return records
 
@@ -100,9 +95,7 @@ def attach_soft_labels(index: DatasetIndex, dirs: str | list[str]) -> DatasetInd
         ]
         missing = [str(d) for d, f in zip(paths, files) if f is None]
         if missing:
-            index.problems.append(
-                Problem(str(rec.image), "missing_soft_label", f"no soft label in {missing}", "error", "skipped image")
-            )
+            report(index.problems, rec.image, "missing_soft_label", f"no soft label in {missing}", "skipped image")
             continue
         rec.extra["soft_label"] = [str(f) for f in files] if len(files) > 1 else str(files[0])
         kept.append(rec)
@@ -130,16 +123,10 @@ def _records_from_list(
             img = images.get(Path(parts[0]).stem)
             mask = _mask_for(root / mask_dir, Path(parts[0]).stem, suffix)
         if img is None:
-            problems.append(
-                Problem(
-                    str(list_file), "missing_split_entry", f"entry {entry!r}: image not found", "error", "entry skipped"
-                )
-            )
+            report(problems, list_file, "missing_split_entry", f"entry {entry!r}: image not found", "entry skipped")
             continue
         if mask is None:
-            problems.append(
-                Problem(str(img), "missing_mask", f"no mask for list entry {entry!r}", "error", "skipped image")
-            )
+            report(problems, img, "missing_mask", f"no mask for list entry {entry!r}", "skipped image")
             continue
         records.append(SegRecord(img, mask, img.stem))
     return records
@@ -267,15 +254,16 @@ def read_crackforest(
     images = image_files(img_dir)
     anns = {p.stem: p for p in ann_dir.glob(f"*{ext}")}
     for stem in sorted(set(images) - set(anns), key=natural_key):
-        problems.append(
-            Problem(
-                str(images[stem]), "missing_annotation", f"no {ann_dir.name}/{stem}{ext}", "warning", "not in any split"
-            )
+        report(
+            problems,
+            images[stem],
+            "missing_annotation",
+            f"no {ann_dir.name}/{stem}{ext}",
+            "not in any split",
+            "warning",
         )
     for stem in sorted(set(anns) - set(images), key=natural_key):
-        problems.append(
-            Problem(str(anns[stem]), "missing_image", f"no {img_dir.name}/{stem}.jpg", "error", "annotation skipped")
-        )
+        report(problems, anns[stem], "missing_image", f"no {img_dir.name}/{stem}.jpg", "annotation skipped")
     ids = crackforest_split([s for s in anns if s in images], split, split_seed, n_train)
     records = [SegRecord(images[s], anns[s], s, fmt, extra={"extra_labels": extra_labels}) for s in ids]
     index = DatasetIndex("segmentation", _default_classes(classes, "crack"), records, problems, root, split)

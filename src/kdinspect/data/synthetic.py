@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def _draw_defect(cls: str, rng: np.random.Generator, h: int, w: int) -> np.ndarr
             float(rng.choice([-1.0, 1.0]) * rng.uniform(28, 40)),
             -1,
         )
-        layer = cv2.GaussianBlur(layer, (0, 0), 2.0)
+        layer = cv2.GaussianBlur(layer, (0, 0), 2.0).astype(np.float32)
         layer[np.abs(layer) < 3.0] = 0.0
     else:  # pragma: no cover - internal
         raise ValueError(cls)
@@ -184,7 +185,8 @@ def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) 
         for name, img, boxes, labels in items:
             _save_png(out / "JPEGImages" / f"{name}.png", img)
             (out / "Annotations").mkdir(parents=True, exist_ok=True)
-            (out / "Annotations" / f"{name}.xml").write_text(_voc_xml(f"{name}.png", *img.shape, boxes, labels))
+            xml = _voc_xml(f"{name}.png", img.shape[0], img.shape[1], boxes, labels)
+            (out / "Annotations" / f"{name}.xml").write_text(xml)
         (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
         (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{it[0]}\n" for it in items))
     elif fmt == "yolo":
@@ -200,7 +202,8 @@ def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) 
             (out / "labels" / split / f"{name}.txt").write_text(lines)
         (out / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: {SYNTHETIC_DET_CLASSES}\n")
     elif fmt == "coco":
-        images, anns = [], []
+        images: list[dict[str, Any]] = []
+        anns: list[dict[str, Any]] = []
         for k, (name, img, boxes, labels) in enumerate(items):
             _save_png(out / "images" / split / f"{name}.png", img)
             images.append({"id": k + 1, "file_name": f"{name}.png", "height": img.shape[0], "width": img.shape[1]})
@@ -291,7 +294,11 @@ def ensure_synthetic(root: str | Path, kind: str, **params: Any) -> Path:
         **params: arguments of :func:`generate_detection_dataset` / :func:`generate_segmentation_dataset`.
     """
     root = Path(root)
-    gen = {"detection": generate_detection_dataset, "segmentation": generate_segmentation_dataset}.get(kind)
+    generators: dict[str, Callable[..., Path]] = {
+        "detection": generate_detection_dataset,
+        "segmentation": generate_segmentation_dataset,
+    }
+    gen = generators.get(kind)
     if gen is None:
         raise ValueError(f"unknown synthetic kind {kind!r}; valid: ['detection', 'segmentation']")
     if "size" in params:
@@ -330,7 +337,8 @@ def read_synthetic_det(
 ) -> DatasetIndex:
     """Reader of ``synthetic-det``: generate the set into ``root`` if needed (see :func:`ensure_synthetic`), then
     read it with the ``fmt`` reader. Splits: ``train``, ``val``."""
-    from kdinspect.data.detection import read_coco, read_voc, read_yolo
+    from kdinspect.data.detection import read_coco, read_yolo
+    from kdinspect.data.voc import read_voc
 
     readers = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
     if fmt not in readers:

@@ -109,3 +109,41 @@ def test_datasets_registry_names():
         "synthetic-seg",
         "neu-fewshot",
     } <= set(DATASETS)
+
+
+def test_masks_reader_flat_folders_and_list_files(tmp_path):
+    from PIL import Image
+
+    from kdinspect.data import read_masks
+
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (8, 6)).save(tmp_path / "images" / f"{name}.jpg")
+        if name != "c":
+            Image.new("L", (8, 6)).save(tmp_path / "masks" / f"{name}.png")
+    Image.new("L", (8, 6)).save(tmp_path / "masks" / "orphan.png")
+    idx = read_masks(tmp_path, "all")
+    assert [r.image_id for r in idx.records] == ["a", "b"]
+    assert sorted(p.kind for p in idx.problems) == ["missing_image", "missing_mask"]
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "val.txt").write_text("images/b.jpg,masks/b.png\nb\nzzz\n")
+    idx = read_masks(tmp_path, "val")
+    assert [r.image_id for r in idx.records] == ["b", "b"]
+    assert [p.kind for p in idx.problems] == ["missing_split_entry"]
+    with pytest.raises(ValueError, match="unknown split"):
+        read_masks(tmp_path, "test")
+
+
+def test_coco_crowd_and_dangling_annotations(tmp_path):
+    import json
+
+    root = generate_detection_dataset(tmp_path / "coco", 2, 1, seed=0, imgsz=64, fmt="coco")
+    doc = json.loads((root / "annotations" / "train.json").read_text())
+    doc["annotations"].append({"id": 99, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 1})
+    doc["annotations"].append({"id": 100, "image_id": 42, "category_id": 1, "bbox": [1, 1, 5, 5]})
+    (root / "annotations" / "train.json").write_text(json.dumps(doc))
+    idx = read_coco(root, "train")
+    kinds = {p.kind: p for p in idx.problems}
+    assert kinds["crowd_annotation"].severity == "warning" and "1 crowd" in kinds["crowd_annotation"].message
+    assert "unknown image_id 42" in kinds["bad_annotation"].message
