@@ -51,8 +51,13 @@ def build_loader(
     dist_info = dist_info or DistInfo()
     n = len(dataset)  # type: ignore[arg-type]
     sampler = EpochBatchSampler(
-        n, batch_size, shuffle=train, seed=seed, rank=dist_info.rank if train else 0,
-        world_size=dist_info.world_size if train else 1, drop_last=train and n >= 2 * batch_size,
+        n,
+        batch_size,
+        shuffle=train,
+        seed=seed,
+        rank=dist_info.rank if train else 0,
+        world_size=dist_info.world_size if train else 1,
+        drop_last=train and n >= 2 * batch_size,
     )
     gen = torch.Generator()
     gen.manual_seed(seed)
@@ -69,7 +74,10 @@ def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo) -> Path:
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
-        info = environment_info() | {"git_commit": git_commit(Path(__file__).parent), "world_size": dist_info.world_size}
+        info = environment_info() | {
+            "git_commit": git_commit(Path(__file__).parent),
+            "world_size": dist_info.world_size,
+        }
         write_json(run_dir / "env.json", info)
     return run_dir
 
@@ -83,8 +91,13 @@ def _resume(trainer: Trainer, path: Path) -> None:
     trainer.state = TrainState.from_dict(ckpt.state.get("trainer", {}))
     trainer.last_metrics = dict(ckpt.state.get("trainer", {}).get("metrics", {}))
     restore_rng(ckpt.rng, ckpt.state.get("rng", {}))
-    logger.info("resumed %s at epoch %d, iteration %d (step %d)", path, trainer.state.epoch + 1,
-                trainer.state.iter_in_epoch, trainer.state.global_step)
+    logger.info(
+        "resumed %s at epoch %d, iteration %d (step %d)",
+        path,
+        trainer.state.epoch + 1,
+        trainer.state.iter_in_epoch,
+        trainer.state.global_step,
+    )
 
 
 def _datasets(cfg: RunConfig, kind: str, run_dir: Path) -> tuple[Any, Any]:
@@ -120,15 +133,22 @@ def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = T
     run_dir = _prepare_run_dir(cfg, dist_info)
     handler = add_file_handler(run_dir / "train.log") if dist_info.is_main else None
     try:
-        logger.info("run %s: %s, threads=%d, device=%s, world=%d", run_dir, cfg.model.name, threads,
-                    cfg.train.device, dist_info.world_size)
+        logger.info(
+            "run %s: %s, threads=%d, device=%s, world=%d",
+            run_dir,
+            cfg.model.name,
+            threads,
+            cfg.train.device,
+            dist_info.world_size,
+        )
         seed_everything(cfg.train.seed)
         kind = model_kind(cfg)
         train_ds, val_ds = _datasets(cfg, kind, run_dir)
         classes = list(cfg.data.classes) or list(train_ds.classes)
         task = build_task(cfg, classes)
-        trainer = _build_trainer(cfg, task, train_ds, val_ds, dist_info, [*default_callbacks(cfg, run_dir, progress),
-                                                                          *callbacks])
+        trainer = _build_trainer(
+            cfg, task, train_ds, val_ds, dist_info, [*default_callbacks(cfg, run_dir, progress), *callbacks]
+        )
         if cfg.train.resume and (run_dir / "last.safetensors").exists():
             _resume(trainer, run_dir / "last.safetensors")
         trainer.fit()
@@ -136,10 +156,18 @@ def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = T
         if dist_info.is_main:
             best = run_dir / "best.safetensors"
             metrics = evaluate(best, out_dir=run_dir / "eval", device=cfg.train.device)
-            write_json(run_dir / "results.json", {"metrics": metrics, "train_wall_s": time.perf_counter() - t0,
-                                                  "threads": threads, "state": trainer.state.to_dict()})
-        return TrainResult(run_dir, run_dir / "last.safetensors", run_dir / "best.safetensors", metrics,
-                           time.perf_counter() - t0)
+            write_json(
+                run_dir / "results.json",
+                {
+                    "metrics": metrics,
+                    "train_wall_s": time.perf_counter() - t0,
+                    "threads": threads,
+                    "state": trainer.state.to_dict(),
+                },
+            )
+        return TrainResult(
+            run_dir, run_dir / "last.safetensors", run_dir / "best.safetensors", metrics, time.perf_counter() - t0
+        )
     finally:
         if handler is not None:
             logging.getLogger("kdinspect").removeHandler(handler)
@@ -147,22 +175,38 @@ def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = T
         cleanup()
 
 
-def _build_trainer(cfg: RunConfig, task: Any, train_ds: Any, val_ds: Any, dist_info: DistInfo,
-                   callbacks: list[Callback]) -> Trainer:
+def _build_trainer(
+    cfg: RunConfig, task: Any, train_ds: Any, val_ds: Any, dist_info: DistInfo, callbacks: list[Callback]
+) -> Trainer:
     t = cfg.train
     train_loader = build_loader(train_ds, t.batch_size, True, t.seed, cfg.data.workers, dist_info)
     val_loader = build_loader(val_ds, t.batch_size, False, t.seed, cfg.data.workers)
     optimizer = build_optimizer(task.trainable(), t)
     iters = len(train_loader.batch_sampler)  # type: ignore[arg-type]
     total = t.max_iters or iters * t.epochs
-    schedule = LRSchedule(optimizer, t.scheduler, iters, total, t.milestones, t.gamma, t.warmup_iters,
-                          t.warmup_ratio, t.patience)
+    schedule = LRSchedule(
+        optimizer, t.scheduler, iters, total, t.milestones, t.gamma, t.warmup_iters, t.warmup_ratio, t.patience
+    )
 
     def run_eval(tk: Any) -> dict[str, float]:
         return evaluate_task(tk, val_loader, device=t.device)
 
-    return Trainer(task, optimizer, schedule, train_loader, t.epochs, run_eval, t.eval_interval, t.max_iters,
-                   callbacks, t.device, t.grad_clip, t.amp, dist_info, t.early_stop)
+    return Trainer(
+        task,
+        optimizer,
+        schedule,
+        train_loader,
+        t.epochs,
+        run_eval,
+        t.eval_interval,
+        t.max_iters,
+        callbacks,
+        t.device,
+        t.grad_clip,
+        t.amp,
+        dist_info,
+        t.early_stop,
+    )
 
 
 def _task_from_loaded(loaded: LoadedModel) -> Any:
@@ -197,6 +241,11 @@ def evaluate(
     loader = build_loader(ds, batch_size or cfg.train.batch_size, False, cfg.train.seed, cfg.data.workers)
     task = _task_from_loaded(loaded)
     metrics = evaluate_task(task, loader, out_dir=out_dir, device=device)
-    logger.info("%s on %s/%s: %s", Path(checkpoint).name, cfg.data.format, getattr(cfg.data, split),
-                ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("main", "mAP", "mAP50", "f1", "iou")))
+    logger.info(
+        "%s on %s/%s: %s",
+        Path(checkpoint).name,
+        cfg.data.format,
+        getattr(cfg.data, split),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("main", "mAP", "mAP50", "f1", "iou")),
+    )
     return metrics

@@ -121,18 +121,32 @@ class RunConfig:
         return asdict(self)
 
 
+_SCALARS: dict[type, tuple[type | tuple[type, ...], str]] = {
+    bool: (bool, "true/false"),
+    int: (int, "an integer"),
+    float: ((int, float), "a number"),
+    str: (str, "a string"),
+}
+
+
+def _coerce_scalar(value: Any, annotation: type, key: str) -> Any:
+    accepted, what = _SCALARS[annotation]
+    if not isinstance(value, accepted) or (annotation is not bool and isinstance(value, bool)):
+        raise TypeError(f"{key}: expected {what}, got {value!r}")
+    return float(value) if annotation is float else value
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a dataclass field annotation, converting where lossless (int -> float, str -> list)."""
     origin = typing.get_origin(annotation)
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(annotation):
             try:
                 return _coerce(value, arg, key)
-            except (TypeError, ValueError) as err:
-                errors.append(str(err))
+            except (TypeError, ValueError):
+                continue
         raise TypeError(f"{key}: {value!r} matches none of {annotation}")
     if origin is list:
         if isinstance(value, str):
@@ -145,22 +159,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError(f"{key}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{key}: expected a string, got {value!r}")
-        return value
+    if annotation in _SCALARS:
+        return _coerce_scalar(value, annotation, key)
     return value
 
 

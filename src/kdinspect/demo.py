@@ -33,11 +33,25 @@ _SEG_ROWS = [
 
 def _base(out: Path, epochs: int, threads: int, seed: int) -> list[str]:
     return [
-        "task=segmentation", "data.format=synthetic-seg", f"data.root={out / 'data'}",
-        "data.params.n_train=48", "data.params.n_val=16", "data.params.size=[96,128]", "data.imgsz=64",
-        f"data.params.seed={seed}", f"train.epochs={epochs}", "train.batch_size=8", "train.optimizer=adamw",
-        "train.lr=0.003", "train.weight_decay=0.0001", "train.scheduler=cosine", "train.eval_interval=0",
-        f"train.threads={threads}", f"train.seed={seed}", f"train.out_dir={out}", "model.params.pos_weight=3.0",
+        "task=segmentation",
+        "data.format=synthetic-seg",
+        f"data.root={out / 'data'}",
+        "data.params.n_train=48",
+        "data.params.n_val=16",
+        "data.params.size=[96,128]",
+        "data.imgsz=64",
+        f"data.params.seed={seed}",
+        f"train.epochs={epochs}",
+        "train.batch_size=8",
+        "train.optimizer=adamw",
+        "train.lr=0.003",
+        "train.weight_decay=0.0001",
+        "train.scheduler=cosine",
+        "train.eval_interval=0",
+        f"train.threads={threads}",
+        f"train.seed={seed}",
+        f"train.out_dir={out}",
+        "model.params.pos_weight=3.0",
     ]
 
 
@@ -55,7 +69,10 @@ def _latency_ms(ckpt: Path, size: tuple[int, int], runs: int = 20) -> float:
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| model | params | F1 | IoU | F1 (+-2 px) | ODS | CPU latency ms | train s |\n|---|---|---|---|---|---|---|---|"
+    head = (
+        "| model | params | F1 | IoU | F1 (+-2 px) | ODS | CPU latency ms | train s |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     lines = [
         f"| {r['model']} | {r['params']:,} | {r['f1']:.3f} | {r['iou']:.3f} | {r['f1_tol']:.3f} | {r['ods']:.3f} | "
         f"{r['latency_ms']:.2f} | {r['train_wall_s']:.1f} |"
@@ -81,12 +98,19 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 12, threads: int = 0, 
         if i == 0:
             teacher_ckpt = res.best
         model = load_model(res.best).model
-        rows.append({
-            "model": name, "params": sum(p.numel() for p in model.parameters()),
-            "f1": res.metrics["f1"], "iou": res.metrics["iou"], "f1_tol": res.metrics["f1_tol"],
-            "ods": res.metrics["ods"], "latency_ms": _latency_ms(res.best, (96, 128)),
-            "train_wall_s": res.wall_s, "checkpoint": str(res.best),
-        })
+        rows.append(
+            {
+                "model": name,
+                "params": sum(p.numel() for p in model.parameters()),
+                "f1": res.metrics["f1"],
+                "iou": res.metrics["iou"],
+                "f1_tol": res.metrics["f1_tol"],
+                "ods": res.metrics["ods"],
+                "latency_ms": _latency_ms(res.best, (96, 128)),
+                "train_wall_s": res.wall_s,
+                "checkpoint": str(res.best),
+            }
+        )
     report = {"rows": rows, "epochs": epochs, "seed": seed, "environment": environment_info()}
     write_json(out / "report.json", report)
     table = _markdown(rows)

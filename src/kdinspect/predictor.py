@@ -47,7 +47,9 @@ def _transform(loaded: LoadedModel) -> Any:
     return SegmentationTransform(0, train=False, eval_size=d.eval_imgsz)
 
 
-def _batches(files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]]) -> Iterator[tuple[Batch, np.ndarray]]:
+def _batches(
+    files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]]
+) -> Iterator[tuple[Batch, np.ndarray]]:
     from kdinspect.data import collate
     from kdinspect.data.structures import Sample
 
@@ -96,8 +98,13 @@ def predict(
             keep = pred.scores >= score_thr
             boxes, scores, labels = (t[keep].cpu().numpy() for t in pred)
             res["detections"] = [
-                {"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
-                 "class": loaded.classes[int(lb)]} for b, s, lb in zip(boxes, scores, labels)
+                {
+                    "box": [round(float(v), 2) for v in b],
+                    "score": round(float(s), 4),
+                    "label": int(lb),
+                    "class": loaded.classes[int(lb)],
+                }
+                for b, s, lb in zip(boxes, scores, labels)
             ]
             vis = draw_detections(image, boxes, scores, labels, loaded.classes)
         else:

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 from kdinspect.cli.main import main
-from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 
 def _sets(overrides: list[str]) -> list[str]:
@@ -21,8 +21,19 @@ def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     ovr = seg_overrides(tmp_path / "data", tmp_path / "runs", "cli", epochs=2)
     assert main(["train", "--no-progress", *_sets(ovr)]) == 0
     run = tmp_path / "runs" / "cli"
-    for f in ("config.yaml", "env.json", "last.safetensors", "best.safetensors", "metrics.csv", "steps.csv",
-              "train.log", "loss.png", "metrics.png", "results.json", "eval/metrics.json"):
+    for f in (
+        "config.yaml",
+        "env.json",
+        "last.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "steps.csv",
+        "train.log",
+        "loss.png",
+        "metrics.png",
+        "results.json",
+        "eval/metrics.json",
+    ):
         assert (run / f).is_file(), f
     capsys.readouterr()
 
@@ -52,8 +63,20 @@ def test_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert "train.epochs" in caplog.text
     assert main(["eval", str(tmp_path / "nope.safetensors")]) == 2
     assert "not found" in caplog.text
-    assert main(["train", "--set", "model.name=nonet", "--set", "data.format=synthetic-seg",
-                 "--set", f"train.out_dir={tmp_path}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "model.name=nonet",
+                "--set",
+                "data.format=synthetic-seg",
+                "--set",
+                f"train.out_dir={tmp_path}",
+            ]
+        )
+        == 2
+    )
     assert "unknown model" in caplog.text
 
 

@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import torch
+from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 from kdinspect.api import train
 from kdinspect.config import load_config
 from kdinspect.data.synthetic import ensure_synthetic
 from kdinspect.engine.checkpoint import load_checkpoint
-from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 # GroupNorm and BCE only: BatchNorm statistics and Dice are per-process quantities and would differ legitimately.
 EXTRA = ["model.params.norm=gn", "model.params.dice_weight=0.0", "train.eval_interval=0", "train.deterministic=true"]
@@ -31,8 +31,18 @@ def test_ddp_two_cpu_processes_match_single(tmp_path: Path) -> None:
     ref = train(load_config(None, single), progress=False)
 
     ddp = seg_overrides(data, tmp_path, "ddp", epochs=2, extra=[*EXTRA, "train.batch_size=4"])
-    cmd = [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "kdinspect", "train", "--no-progress", *[f"--set={o}" for o in ddp]]
+    cmd = [
+        PYTHON,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "kdinspect",
+        "train",
+        "--no-progress",
+        *[f"--set={o}" for o in ddp],
+    ]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import torch
+from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 from kdinspect.api import train
 from kdinspect.config import load_config
 from kdinspect.data.synthetic import ensure_synthetic
 from kdinspect.engine.checkpoint import CheckpointError, load_checkpoint
-from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 HELPER = Path(__file__).resolve().parents[1] / "helpers" / "train_slow.py"
 EXTRA = ["train.deterministic=true", "train.checkpoint_interval=1", "train.eval_interval=1"]
@@ -32,14 +32,15 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path: Path) -> None:
     ref = train(load_config(None, seg_overrides(data, tmp_path, "ref", epochs=3, extra=EXTRA)), progress=False)
 
     ovr = seg_overrides(data, tmp_path, "killed", epochs=3, extra=EXTRA)
-    proc = subprocess.Popen([PYTHON, str(HELPER), *ovr], env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PYTHON, str(HELPER), *ovr], env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     last = tmp_path / "killed" / "last.safetensors"
     killed_at = None
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         st = _state(last) if last.exists() else None
-        if st and st["epoch"] == 1 and 0 < st["iter_in_epoch"]:
+        if st and st["epoch"] == 1 and st["iter_in_epoch"] > 0:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed_at = st

@@ -9,7 +9,11 @@ __all__ = ["add_device", "add_overrides"]
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="dotted config override, repeatable (e.g. --set train.epochs=5 --set model.params.width=8)",
     )
 

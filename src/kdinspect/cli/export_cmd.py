@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdinspect.export.api import export_checkpoint
 
-    report = export_checkpoint(args.checkpoint, args.out, args.imgsz, args.opset, args.dynamic, not args.no_nms,
-                               atol=args.atol)
+    report = export_checkpoint(
+        args.checkpoint, args.out, args.imgsz, args.opset, args.dynamic, not args.no_nms, atol=args.atol
+    )
     print(json.dumps(report, indent=2))
     return 0

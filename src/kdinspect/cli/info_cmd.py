@@ -24,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     info["models"] = {name: f"[{spec.task}] {spec.description}" for name, spec in sorted(MODELS.items())}
     info["distillers"] = sorted(DISTILLERS)
     info["dataset_formats"] = sorted(DATASETS)
-    info["backbones"] = {n: ("ImageNet weights found" if find_weights(n) else "no local ImageNet weights")
-                         for n in sorted(BACKBONES)}
+    info["backbones"] = {
+        n: ("ImageNet weights found" if find_weights(n) else "no local ImageNet weights") for n in sorted(BACKBONES)
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from kdinspect.predictor import predict
 
     out = Path(args.out) if args.out else Path(args.model).parent / "predict"
-    results = predict(args.model, args.source, out, args.conf, args.mask_thr, not args.no_overlays,
-                      args.device or "cpu")
+    results = predict(
+        args.model, args.source, out, args.conf, args.mask_thr, not args.no_overlays, args.device or "cpu"
+    )
     for r in results:
         summary = {k: v for k, v in r.items() if k in ("image", "error", "defect_ratio")}
         if "detections" in r:

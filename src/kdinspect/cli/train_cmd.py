@@ -25,8 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from kdinspect.api import train
     from kdinspect.config import load_config
 
-    extra = [f"train.{k}={v}" for k, v in (("name", args.name), ("out_dir", args.out_dir), ("device", args.device))
-             if v is not None]
+    extra = [
+        f"train.{k}={v}"
+        for k, v in (("name", args.name), ("out_dir", args.out_dir), ("device", args.device))
+        if v is not None
+    ]
     extra += [f"distill.teacher={args.teacher}"] if args.teacher else []
     extra += ["train.resume=true"] if args.resume else []
     cfg = load_config(args.config, [*args.overrides, *extra])

@@ -10,8 +10,18 @@ import numpy as np
 __all__ = ["color_for", "draw_detections", "overlay_mask"]
 
 _PALETTE = [
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (170, 110, 40),
 ]
 
 
@@ -21,7 +31,11 @@ def color_for(label: int) -> tuple[int, int, int]:
 
 
 def draw_detections(
-    image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+    image: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
     thickness: int = 0,
 ) -> np.ndarray:
     """Draw boxes with class name and score on a copy of ``image``.
@@ -38,8 +52,10 @@ def draw_detections(
     h, w = out.shape[:2]
     t = thickness or max(1, round(min(h, w) / 250))
     font = max(0.35, min(h, w) / 900)
-    for box, score, label in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+    for box, score, label in zip(
+        np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()
+    ):
+        x1, y1, x2, y2 = (round(v) for v in box)
         color = color_for(int(label))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
         name = classes[int(label)] if 0 <= int(label) < len(classes) else str(int(label))
@@ -52,7 +68,10 @@ def draw_detections(
 
 
 def overlay_mask(
-    image: np.ndarray, prob: np.ndarray, threshold: float = 0.5, color: tuple[int, int, int] = (255, 0, 0),
+    image: np.ndarray,
+    prob: np.ndarray,
+    threshold: float = 0.5,
+    color: tuple[int, int, int] = (255, 0, 0),
     alpha: float = 0.6,
 ) -> np.ndarray:
     """Tint pixels with ``prob >= threshold``. image: (H, W, 3) uint8 RGB; prob: (H, W) in [0, 1]."""

@@ -9,7 +9,9 @@ from torch import Tensor
 __all__ = ["channel_wise_divergence", "feature_mse", "kd_kl", "pixel_kd_kl"]
 
 
-def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, reduction: str = "batchmean") -> Tensor:
+def kd_kl(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, reduction: str = "batchmean"
+) -> Tensor:
     """Hinton KD: ``T^2 * KL(softmax(t/T) || softmax(s/T))`` over the last dimension.
 
     Args:
@@ -55,7 +57,9 @@ def channel_wise_divergence(student: Tensor, teacher: Tensor, tau: float = 1.0) 
         teacher: (N, C, H, W) feature map (same shape).
     """
     if student.shape != teacher.shape:
-        raise ValueError(f"CWD needs equal shapes, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}")
+        raise ValueError(
+            f"CWD needs equal shapes, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}"
+        )
     n, c = student.shape[:2]
     s = student.reshape(n * c, -1) / tau  # (N*C, H*W)
     t = teacher.detach().reshape(n * c, -1) / tau

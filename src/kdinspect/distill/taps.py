@@ -31,7 +31,7 @@ class FeatureTaps:
         self._handles: list[RemovableHandle] = []
         self.outputs: dict[str, Any] = {}
 
-    def _hook(self, name: str):  # noqa: ANN202 - hook factory
+    def _hook(self, name: str):
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
             self.outputs[name] = output
 

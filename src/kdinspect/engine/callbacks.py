@@ -44,9 +44,10 @@ class CheckpointSaver(Callback):
         )
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
-        if self.interval > 0 and trainer.state.global_step % self.interval == 0 and trainer.dist_info.is_main:
-            if trainer.state.iter_in_epoch < trainer.iters_per_epoch:  # the epoch-end save covers the last step
-                self.save(trainer, "last.safetensors")
+        due = self.interval > 0 and trainer.state.global_step % self.interval == 0
+        # the epoch-end save covers an epoch's last step
+        if due and trainer.dist_info.is_main and trainer.state.iter_in_epoch < trainer.iters_per_epoch:
+            self.save(trainer, "last.safetensors")
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if trainer.dist_info.is_main:

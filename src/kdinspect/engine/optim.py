@@ -41,7 +41,11 @@ def build_optimizer(params: Iterable[Any] | nn.Module, cfg: TrainConfig) -> torc
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps, momentum=cfg.momentum,
+            params,
+            lr=cfg.lr,
+            alpha=cfg.rmsprop_alpha,
+            eps=cfg.rmsprop_eps,
+            momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
         )
     raise ValueError(f"optimizer {cfg.optimizer!r} not in {list(OPTIMIZERS)}")
@@ -119,7 +123,9 @@ class LRSchedule:
         """Plateau bookkeeping: decay by ``gamma`` after ``patience`` evaluations without improvement."""
         if self.kind != "plateau" or not math.isfinite(value):
             return
-        better = self.plateau_best is None or (value > self.plateau_best if higher_is_better else value < self.plateau_best)
+        better = self.plateau_best is None or (
+            value > self.plateau_best if higher_is_better else value < self.plateau_best
+        )
         if better:
             self.plateau_best, self.plateau_bad = value, 0
             return
@@ -133,7 +139,11 @@ class LRSchedule:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"plateau_factor": self.plateau_factor, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+        return {
+            "plateau_factor": self.plateau_factor,
+            "plateau_best": self.plateau_best,
+            "plateau_bad": self.plateau_bad,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.plateau_factor = float(state.get("plateau_factor", 1.0))

@@ -188,9 +188,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self.task.parameters() if p.requires_grad], self.grad_clip
-            )
+            torch.nn.utils.clip_grad_norm_([p for p in self.task.parameters() if p.requires_grad], self.grad_clip)
         self.optimizer.step()
         return {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
 

@@ -38,22 +38,35 @@ def _to_coco(preds: Sequence[Detections], gts: Sequence[GroundTruth], classes: S
         images.append({"id": img_idx, "width": int(gt.width), "height": int(gt.height), "file_name": gt.image_id})
         for box, label in zip(np.asarray(gt.boxes, dtype=np.float64).reshape(-1, 4), np.asarray(gt.labels).ravel()):
             w, h = box[2] - box[0], box[3] - box[1]
-            anns.append({
-                "id": len(anns) + 1, "image_id": img_idx, "category_id": int(label) + 1,
-                "bbox": [float(box[0]), float(box[1]), float(w), float(h)], "area": float(w * h), "iscrowd": 0,
-            })
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img_idx,
+                    "category_id": int(label) + 1,
+                    "bbox": [float(box[0]), float(box[1]), float(w), float(h)],
+                    "area": float(w * h),
+                    "iscrowd": 0,
+                }
+            )
         boxes = pred.boxes.detach().cpu().double().numpy().reshape(-1, 4)
         for box, score, label in zip(boxes, pred.scores.detach().cpu().tolist(), pred.labels.detach().cpu().tolist()):
-            dets.append({
-                "image_id": img_idx, "category_id": int(label) + 1, "score": float(score),
-                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-            })
+            dets.append(
+                {
+                    "image_id": img_idx,
+                    "category_id": int(label) + 1,
+                    "score": float(score),
+                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                }
+            )
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(classes)]
     return {"images": images, "annotations": anns, "categories": cats}, dets
 
 
 def confusion_matrix(
-    preds: Sequence[Detections], gts: Sequence[GroundTruth], num_classes: int, iou_thr: float = 0.5,
+    preds: Sequence[Detections],
+    gts: Sequence[GroundTruth],
+    num_classes: int,
+    iou_thr: float = 0.5,
     score_thr: float = 0.25,
 ) -> np.ndarray:
     """(C+1, C+1) matrix; rows = ground truth class (last = background / false positive), columns = prediction
@@ -121,8 +134,12 @@ def evaluate_detections(
         ev.summarize()
     s = ev.stats
     metrics = {
-        "mAP": float(s[0]), "mAP50": float(s[1]), "mAP75": float(s[2]),
-        "mAP_small": float(s[3]), "mAP_medium": float(s[4]), "mAP_large": float(s[5]),
+        "mAP": float(s[0]),
+        "mAP50": float(s[1]),
+        "mAP75": float(s[2]),
+        "mAP_small": float(s[3]),
+        "mAP_medium": float(s[4]),
+        "mAP_large": float(s[5]),
     }
     precision = np.asarray(ev.eval["precision"])  # (T iou thr, R recall pts, K classes, A areas, M max dets)
     for k, name in enumerate(classes):
@@ -138,8 +155,13 @@ def evaluate_detections(
 
 
 def _write_outputs(
-    out_dir: str | Path | None, metrics: dict[str, float], precision: np.ndarray | None,
-    preds: Sequence[Detections], gts: Sequence[GroundTruth], classes: Sequence[str], score_thr: float,
+    out_dir: str | Path | None,
+    metrics: dict[str, float],
+    precision: np.ndarray | None,
+    preds: Sequence[Detections],
+    gts: Sequence[GroundTruth],
+    classes: Sequence[str],
+    score_thr: float,
 ) -> None:
     if out_dir is None:
         return
@@ -154,6 +176,7 @@ def _write_outputs(
         aps = {n: metrics.get(f"AP50_{n}", float("nan")) for n in classes}
         plot_pr_curves(recall, curves, aps, out / "pr_curves.png", title="PR curves (IoU 0.5)")
     mat = confusion_matrix(preds, gts, len(classes), score_thr=score_thr)
-    plot_confusion_matrix(mat, [*classes, "background"], out / "confusion_matrix.png",
-                          title=f"confusion (IoU 0.5, score >= {score_thr})")
+    plot_confusion_matrix(
+        mat, [*classes, "background"], out / "confusion_matrix.png", title=f"confusion (IoU 0.5, score >= {score_thr})"
+    )
     np.savetxt(out / "confusion_matrix.csv", mat, fmt="%d", delimiter=",", header=",".join([*classes, "background"]))

@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def evaluate_task(task: Task, loader: DataLoader, out_dir: str | Path | None = None, device: str = "cpu",
-                  progress: bool = False) -> dict[str, float]:
+def evaluate_task(
+    task: Task, loader: DataLoader, out_dir: str | Path | None = None, device: str = "cpu", progress: bool = False
+) -> dict[str, float]:
     """Predict every batch of ``loader`` and compute the metrics of ``task.kind``.
 
     Detection ground truth is the batch target mapped back to original pixels; segmentation is scored at the

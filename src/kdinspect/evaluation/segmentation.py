@@ -61,9 +61,7 @@ class SegmentationMeter:
         self.threshold = threshold
         self.tol = tol
         self.tol_threshold = tol_threshold
-        self.sums: dict[str, float] = dict.fromkeys(
-            ("tp", "pred", "gt", "tp_tol", "pred_tol", "tp_r_tol"), 0.0
-        )
+        self.sums: dict[str, float] = dict.fromkeys(("tp", "pred", "gt", "tp_tol", "pred_tol", "tp_r_tol"), 0.0)
         self.sweep = {k: np.zeros(_NBINS) for k in ("tp", "pred", "tp_tol")}
         self.gt_total = 0.0
         self.image_best: list[tuple[float, float]] = []  # (best strict F1, best tolerance F1) per image
@@ -107,13 +105,19 @@ class SegmentationMeter:
         ods_tol_curve = _f1(_ratio(sw["tp_tol"], sw["pred"]), _ratio(sw["tp"], self.gt_total))[1:]
         best = np.asarray(self.image_best) if self.image_best else np.zeros((1, 2))
         metrics = {
-            "precision": float(p), "recall": float(r), "f1": float(_f1(p, r)),
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(_f1(p, r)),
             "iou": float(_ratio(s["tp"], s["pred"] + s["gt"] - s["tp"])),
-            "precision_tol": float(p_t), "recall_tol": float(r_t), "f1_tol": float(_f1(p_t, r_t)),
+            "precision_tol": float(p_t),
+            "recall_tol": float(r_t),
+            "f1_tol": float(_f1(p_t, r_t)),
             "iou_tol": float(_ratio(s["tp_tol"], union_t)),
-            "ods": float(ods_curve.max()), "ods_threshold": float((ods_curve.argmax() + 1) / _NBINS),
+            "ods": float(ods_curve.max()),
+            "ods_threshold": float((ods_curve.argmax() + 1) / _NBINS),
             "ois": float(best[:, 0].mean()),
-            "ods_tol": float(ods_tol_curve.max()), "ois_tol": float(best[:, 1].mean()),
+            "ods_tol": float(ods_tol_curve.max()),
+            "ois_tol": float(best[:, 1].mean()),
             "images": float(len(self.image_best)),
         }
         metrics["main"] = metrics["f1"]

@@ -49,8 +49,14 @@ def _real_images(cfg: Any, kind: str, size: tuple[int, int], n: int) -> list[tor
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path | None = None, imgsz: int | None = None, opset: int = 17,
-    dynamic: bool = False, nms: bool = True, verify_images: int = 8, atol: float = 1e-3,
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    imgsz: int | None = None,
+    opset: int = 17,
+    dynamic: bool = False,
+    nms: bool = True,
+    verify_images: int = 8,
+    atol: float = 1e-3,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to ONNX and compare ONNX Runtime with PyTorch on real validation images.
 
@@ -62,8 +68,9 @@ def export_checkpoint(
     export_onnx(loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms)
     images = _real_images(loaded.cfg, loaded.kind, size, verify_images) or [torch.rand(1, 3, *size)]
     report: dict[str, Any] = {"onnx": str(out), "input_size": list(size), "verify_images": len(images), "atol": atol}
-    report |= compare_outputs(inference_module(loaded.model, loaded.kind, nms), out, images, atol=atol,
-                              raise_on_fail=False)
+    report |= compare_outputs(
+        inference_module(loaded.model, loaded.kind, nms), out, images, atol=atol, raise_on_fail=False
+    )
     write_json(out.with_suffix(".verify.json"), report)
     bad = {k: v for k, v in report.items() if k.startswith("max_abs_diff") and v > atol}
     if bad:

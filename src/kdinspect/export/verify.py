@@ -20,8 +20,12 @@ class ExportMismatchError(RuntimeError):
 
 
 def compare_outputs(
-    module: nn.Module, onnx_path: str | Path, images: Sequence[torch.Tensor], atol: float = 1e-3,
-    threads: int = 1, raise_on_fail: bool = True,
+    module: nn.Module,
+    onnx_path: str | Path,
+    images: Sequence[torch.Tensor],
+    atol: float = 1e-3,
+    threads: int = 1,
+    raise_on_fail: bool = True,
 ) -> dict[str, float]:
     """Run the eager export wrapper and ONNX Runtime on each (1, 3, H, W) image; return max abs differences.
 

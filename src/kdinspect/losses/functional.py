@@ -16,7 +16,9 @@ def dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     return 1 - (2 * inter + eps) / (prob.sum() + target.sum() + eps)
 
 
-def bce_dice_loss(logits: Tensor, target: Tensor, dice_weight: float = 1.0, pos_weight: float = 1.0) -> dict[str, Tensor]:
+def bce_dice_loss(
+    logits: Tensor, target: Tensor, dice_weight: float = 1.0, pos_weight: float = 1.0
+) -> dict[str, Tensor]:
     """BCE (optionally up-weighting positives) + weighted Dice. logits, target: (B, 1, H, W)."""
     pw = logits.new_tensor(pos_weight)
     out = {"loss_bce": F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)}

@@ -33,8 +33,12 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int, norm: str) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"), _norm(norm, cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=norm == "none"), _norm(norm, cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=norm == "none"),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
         )
 
 
@@ -50,8 +54,15 @@ class UNet(nn.Module):
         pos_weight: BCE weight of defect pixels (thin cracks are ~3 % of pixels).
     """
 
-    def __init__(self, num_classes: int = 1, width: int = 16, depth: int = 4, norm: str = "bn",
-                 dice_weight: float = 1.0, pos_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1,
+        width: int = 16,
+        depth: int = 4,
+        norm: str = "bn",
+        dice_weight: float = 1.0,
+        pos_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         if num_classes != 1:
             raise ValueError(f"UNet is a binary segmenter; num_classes must be 1, got {num_classes}")

@@ -14,8 +14,18 @@ import torch
 __all__ = ["cpu_model", "environment_info", "git_commit"]
 
 _PACKAGES = (
-    "torch", "torchvision", "numpy", "onnx", "onnxruntime", "opencv-python-headless", "faster-coco-eval",
-    "safetensors", "pyzmq", "fastapi", "ultralytics", "segmentation-models-pytorch",
+    "torch",
+    "torchvision",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "opencv-python-headless",
+    "faster-coco-eval",
+    "safetensors",
+    "pyzmq",
+    "fastapi",
+    "ultralytics",
+    "segmentation-models-pytorch",
 )
 
 
@@ -38,7 +48,9 @@ def git_commit(path: str | Path = ".") -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

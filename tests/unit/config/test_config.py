@@ -13,8 +13,17 @@ def test_defaults_round_trip(tmp_path: Path) -> None:
 
 
 def test_overrides_typed() -> None:
-    cfg = apply_overrides(RunConfig(), ["train.epochs=5", "train.lr=0.5", "model.params.width=8",
-                                        "train.milestones=[2,4]", "data.classes=a,b", "train.deterministic=true"])
+    cfg = apply_overrides(
+        RunConfig(),
+        [
+            "train.epochs=5",
+            "train.lr=0.5",
+            "model.params.width=8",
+            "train.milestones=[2,4]",
+            "data.classes=a,b",
+            "train.deterministic=true",
+        ],
+    )
     assert cfg.train.epochs == 5 and cfg.train.lr == 0.5 and cfg.model.params == {"width": 8}
     assert cfg.train.milestones == [2, 4] and cfg.data.classes == ["a", "b"] and cfg.train.deterministic is True
 

@@ -29,8 +29,16 @@ def test_round_trip_model_optimizer_rng(tmp_path: Path) -> None:
     for p in model.parameters():
         p.grad = torch.ones_like(p)
     opt.step()
-    path = save_checkpoint(tmp_path / "c.safetensors", model, cfg, ["crack"], "segmentation",
-                           trainer_state={"epoch": 3}, optimizer=opt, scheduler_state={"plateau_factor": 0.5})
+    path = save_checkpoint(
+        tmp_path / "c.safetensors",
+        model,
+        cfg,
+        ["crack"],
+        "segmentation",
+        trainer_state={"epoch": 3},
+        optimizer=opt,
+        scheduler_state={"plateau_factor": 0.5},
+    )
     expected_next = torch.rand(3)
     ckpt = load_checkpoint(path)
     assert ckpt.classes == ["crack"] and ckpt.kind == "segmentation" and ckpt.state["trainer"]["epoch"] == 3
@@ -60,7 +68,9 @@ def test_rng_capture_restore_python_numpy() -> None:
 
 def test_truncated_checkpoint(tmp_path: Path) -> None:
     cfg = _cfg()
-    path = save_checkpoint(tmp_path / "c.safetensors", build_model("unet", 1, cfg.model.params), cfg, ["c"], "segmentation")
+    path = save_checkpoint(
+        tmp_path / "c.safetensors", build_model("unet", 1, cfg.model.params), cfg, ["c"], "segmentation"
+    )
     data = path.read_bytes()
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(data[: len(data) // 2])

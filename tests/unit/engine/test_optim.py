@@ -11,8 +11,9 @@ def _opt(lr: float = 1.0) -> torch.optim.Optimizer:
 
 def test_warmup_then_steps() -> None:
     opt = _opt()
-    s = LRSchedule(opt, "step", iters_per_epoch=10, total_iters=100, milestones=[3, 6], gamma=0.1,
-                   warmup_iters=5, warmup_ratio=0.0)
+    s = LRSchedule(
+        opt, "step", iters_per_epoch=10, total_iters=100, milestones=[3, 6], gamma=0.1, warmup_iters=5, warmup_ratio=0.0
+    )
     lrs = []
     for step in range(70):
         s.step(step)

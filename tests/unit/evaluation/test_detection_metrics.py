@@ -16,8 +16,9 @@ def _gts() -> list[GroundTruth]:
 
 
 def _dets(boxes: list[list[float]], scores: list[float], labels: list[int]) -> Detections:
-    return Detections(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(scores),
-                      torch.tensor(labels))
+    return Detections(
+        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(scores), torch.tensor(labels)
+    )
 
 
 def test_perfect_predictions(tmp_path: Path) -> None:

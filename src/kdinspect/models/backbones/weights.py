@@ -67,7 +67,7 @@ def load_pretrained(net: nn.Module, name: str) -> None:
             "(MobileNetV2), or set pretrained=false."
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing, _unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
     if missing:
         raise RuntimeError(f"{path}: weights do not fit {name}; missing keys {missing[:5]}")
