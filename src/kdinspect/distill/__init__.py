@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kdinspect.distill.distiller import Distiller, freeze
+from kdinspect.distill.dkan import DKANDistiller, build_dkan
 from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl, pixel_kd_kl
 from kdinspect.distill.mcff_kd import MCFFDistiller, build_mcff_kd
 from kdinspect.distill.pixel_kd import PixelKD, build_pixel_kd
@@ -15,6 +16,7 @@ from kdinspect.distill.taps import FeatureTaps
 
 __all__ = [
     "DISTILLERS",
+    "DKANDistiller",
     "Distiller",
     "FeatureTaps",
     "MCFFDistiller",
@@ -29,4 +31,5 @@ __all__ = [
 DISTILLERS: dict[str, Callable[..., Distiller]] = {
     "mcff_kd": build_mcff_kd,
     "pixel_kd": build_pixel_kd,
+    "dkan": build_dkan,
 }

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from kdinspect.models.faster_rcnn import build_faster_rcnn
 from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
 from kdinspect.models.unet import UNet
@@ -18,6 +19,12 @@ MODELS: dict[str, ModelSpec] = {
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
     "unet": ModelSpec(UNet, "segmentation", "pixel_kd", "compact U-Net for binary defect segmentation (demo, baseline)"),
+    "faster_rcnn_fpn": ModelSpec(
+        build=build_faster_rcnn,
+        task="detection",
+        distill="dkan",
+        description="Faster R-CNN + FPN (torchvision parts), linear or cosine classifier (DKAN)",
+    ),
 }
 
 

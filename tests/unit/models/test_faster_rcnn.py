@@ -1,0 +1,67 @@
+import pytest
+import torch
+from tests.helpers.tiny_detector import tiny_faster_rcnn, tiny_targets
+
+from kdinspect.models import MODELS, build_model
+from kdinspect.tasks.base import Detections
+
+
+def test_train_mode_returns_four_finite_weighted_losses_with_gradients():
+    model = tiny_faster_rcnn(3).train()
+    losses = model(torch.rand(2, 3, 64, 64), tiny_targets(2, 3))
+    assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox"}
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.roi_heads.box_predictor.cls_score.weight.grad is not None
+
+
+def test_loss_weights_multiply_losses():
+    model = tiny_faster_rcnn(3).train()
+    model.loss_weights["loss_cls"] = 0.0
+    torch.manual_seed(0)
+    assert model(torch.rand(1, 3, 64, 64), tiny_targets(1, 3))["loss_cls"].item() == 0.0
+
+
+def test_eval_mode_returns_detections_with_dataset_labels():
+    model = tiny_faster_rcnn(3, cosine_scale=20.0).eval()
+    model.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        dets = model(torch.rand(2, 3, 64, 64))
+    assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
+    for d in dets:
+        assert d.boxes.shape[1] == 4 and d.boxes.shape[0] == d.scores.shape[0] == d.labels.shape[0]
+        assert d.labels.numel() == 0 or (d.labels.min() >= 0 and d.labels.max() < 3)
+
+
+def test_train_mode_without_targets_is_an_error():
+    with pytest.raises(ValueError, match="needs targets"):
+        tiny_faster_rcnn(2).train()(torch.rand(1, 3, 64, 64))
+
+
+def test_inference_module_rows():
+    model = tiny_faster_rcnn(2)
+    model.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        out = model.inference_module()(torch.rand(2, 3, 64, 64))
+    assert out.dets.shape[1] == 7
+    with pytest.raises(ValueError, match="in-graph NMS"):
+        model.inference_module(nms=False)
+
+
+def test_registered_builder_validates_params():
+    assert MODELS["faster_rcnn_fpn"].task == "detection"
+    model = build_model(
+        "faster_rcnn_fpn",
+        2,
+        {
+            "backbone": "mobilenet_v3_small",
+            "pretrained": False,
+            "fpn_channels": 16,
+            "representation_size": 32,
+            "cosine_scale": 20.0,
+        },
+    )
+    assert model.num_classes == 2 and model.roi_heads.box_predictor.scale == 20.0
+    with pytest.raises(TypeError, match="unknown parameter"):
+        build_model("faster_rcnn_fpn", 2, {"bogus": 1})
