@@ -1,12 +1,13 @@
 """Data: readers (``DATASETS``), paired transforms, datasets, collate, synthetic data and dataset checks.
 
 Every reader has the signature ``reader(root, split, classes=None, **params) -> DatasetIndex``; ``data.params`` in
-the run YAML go to the reader (except the transform keys ``hflip``, ``vflip``, ``jitter``).
+the run YAML go to the reader (except the transform keys ``hflip``, ``vflip``, ``jitter``, ``resize``, ``scales``,
+``max_size``).
 """
 
 from __future__ import annotations
 
-from kdinspect.data.build import build_dataset, read_split
+from kdinspect.data.build import build_dataset, build_transform, read_split
 from kdinspect.data.datasets import DetectionDataset, SegmentationDataset, SkippedSample, collate
 from kdinspect.data.deeppcb import DEEPPCB_CLASSES, read_deeppcb
 from kdinspect.data.detection import read_coco, read_yolo
@@ -69,6 +70,7 @@ __all__ = [
     "SegmentationTransform",
     "SkippedSample",
     "build_dataset",
+    "build_transform",
     "collate",
     "filter_classes",
     "generate_detection_dataset",

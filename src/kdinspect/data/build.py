@@ -12,12 +12,12 @@ from kdinspect.data.datasets import DetectionDataset, SegmentationDataset
 from kdinspect.data.structures import DatasetIndex
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
 
-__all__ = ["TRANSFORM_PARAMS", "build_dataset", "read_split"]
+__all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_transform", "read_split"]
 
 logger = logging.getLogger(__name__)
 
 # keys of ``data.params`` consumed by the transforms (every other key goes to the reader)
-TRANSFORM_PARAMS = ("hflip", "vflip", "jitter")
+TRANSFORM_PARAMS = ("hflip", "vflip", "jitter", "resize", "scales", "max_size")
 _KINDS = {"detection": "detection", "fewshot": "detection", "segmentation": "segmentation"}
 
 
@@ -38,18 +38,15 @@ def _check_params(reader, params: dict[str, Any], fmt: str) -> None:
 
 
 def _log_problems(index: DatasetIndex, where: str) -> None:
-    errors = index.errors
-    warnings = len(index.problems) - len(errors)
+    """Summarise reader problems: WARNING level when errors dropped data, INFO when there are only warnings."""
     if not index.problems:
         return
-    logger.warning(
-        "%s: %d error(s), %d warning(s) in the annotations; run `kdinspect data check` for the full list",
-        where,
-        len(errors),
-        warnings,
-    )
+    errors = index.errors
+    level = logging.WARNING if errors else logging.INFO
+    msg = "%s: %d error(s), %d warning(s) in the annotations; run `kdinspect data check` for the full list"
+    logger.log(level, msg, where, len(errors), len(index.problems) - len(errors))
     for p in (errors or index.problems)[:5]:
-        logger.warning("  %s", p)
+        logger.log(level, "  %s", p)
 
 
 def read_split(data_cfg: DataConfig, split: str, run_dir: str | Path | None = None) -> DatasetIndex:
@@ -109,23 +106,39 @@ def build_dataset(
     index = read_split(data_cfg, split, run_dir)
     if index.task != _KINDS[kind]:
         raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
+    transform = build_transform(data_cfg, index.task, train)
+    if isinstance(transform, DetectionTransform):
+        return DetectionDataset(index, transform, seed)
+    return SegmentationDataset(index, transform, seed)
+
+
+def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTransform | SegmentationTransform:
+    """The transform of ``kind`` (``detection``/``fewshot``/``segmentation``) from ``data.imgsz``, ``eval_imgsz``,
+    ``augment`` and the transform keys of ``data.params``; used by :func:`build_dataset` and for inference, so that
+    prediction preprocesses exactly like evaluation (``train=False``)."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
     tp = {k: data_cfg.params[k] for k in TRANSFORM_PARAMS if k in data_cfg.params}
     aug = train and data_cfg.augment
-    if index.task == "detection":
-        det_tf = DetectionTransform(
+    flips = {
+        "hflip": float(tp.get("hflip", 0.5)) if aug else 0.0,
+        "jitter": float(tp.get("jitter", 0.0)) if aug else 0.0,
+    }
+    if _KINDS[kind] == "detection":
+        scales = tp.get("scales")
+        return DetectionTransform(
             data_cfg.imgsz,
             train=train,
-            hflip=float(tp.get("hflip", 0.5)) if aug else 0.0,
             vflip=float(tp.get("vflip", 0.0)) if aug else 0.0,
-            jitter=float(tp.get("jitter", 0.0)) if aug else 0.0,
+            resize=str(tp.get("resize", "square")),
+            scales=[int(v) for v in scales] if scales and aug else None,
+            max_size=int(tp.get("max_size", 0)),
+            **flips,
         )
-        return DetectionDataset(index, det_tf, seed)
-    seg_tf = SegmentationTransform(
+    return SegmentationTransform(
         data_cfg.imgsz if train else 0,
         train=train,
         eval_size=data_cfg.eval_imgsz,
-        hflip=float(tp.get("hflip", 0.5)) if aug else 0.0,
         vflip=float(tp.get("vflip", 0.5)) if aug else 0.0,
-        jitter=float(tp.get("jitter", 0.0)) if aug else 0.0,
+        **flips,
     )
-    return SegmentationDataset(index, seg_tf, seed)

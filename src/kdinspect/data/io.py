@@ -153,8 +153,8 @@ def load_crackforest_labels(path: str | Path, mask_format: str) -> np.ndarray:
 
     try:
         seg = scipy.io.loadmat(str(path))["groundTruth"][0, 0]["Segmentation"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise ImageReadError(path, f"not a CrackForest groundTruth .mat file ({err})") from err
+    except (OSError, ValueError, KeyError, IndexError, TypeError, NotImplementedError) as err:
+        raise ImageReadError(path, f"not a CrackForest groundTruth .mat file ({err!r})") from err
     return np.asarray(seg, dtype=np.uint8)
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["DetectionTransform", "SegmentationTransform"]
+__all__ = ["RESIZE_MODES", "DetectionTransform", "SegmentationTransform"]
 
 
 def _jitter(strength: float) -> list[v2.Transform]:
@@ -40,22 +40,56 @@ def _to_image(image: np.ndarray) -> tv_tensors.Image:
     return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
 
 
+RESIZE_MODES = ("square", "short")
+
+
+def _det_resize(imgsz: int, train: bool, resize: str, scales: list[int] | None, max_size: int) -> list[v2.Transform]:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {resize!r}")
+    if imgsz <= 0:
+        return []
+    if resize == "square":
+        return [v2.Resize((imgsz, imgsz), antialias=True)]
+    cap = max_size if max_size > 0 else None
+    if train and scales:
+        return [v2.RandomShortestSize(min_size=list(scales), max_size=cap, antialias=True)]
+    return [v2.Resize(imgsz, max_size=cap, antialias=True)]
+
+
 class DetectionTransform:
-    """Detection pipeline: [h-flip, v-flip, colour jitter] (train only) -> plain resize to ``(imgsz, imgsz)`` ->
-    ``SanitizeBoundingBoxes`` (train only: drops boxes under 1 px, e.g. after a resize) -> float [0, 1].
+    """Detection pipeline: [h-flip, v-flip, colour jitter] (train only) -> resize -> ``SanitizeBoundingBoxes`` (train
+    only: drops boxes under 1 px, e.g. after a resize) -> float [0, 1].
+
+    Resize modes: ``square`` (default) is a plain resize to ``(imgsz, imgsz)``. ``short`` keeps the aspect ratio: the
+    short side becomes ``imgsz`` (training: a random choice of ``scales`` when given, mmdet's multi-scale
+    ``multiscale_mode='value'``) unless the long side would exceed ``max_size``, in which case the long side becomes
+    ``max_size`` (mmdet's ``keep_ratio=True`` resize to ``(max_size, imgsz)``; e.g. HSD uses (712, 500), DKAN trains
+    with short sides 640-800 and long side <= 1333).
 
     Args:
-        imgsz: square output size; 0 keeps the original size.
+        imgsz: square size (``square``) or short side (``short``); 0 keeps the original size.
         train: apply the random ops and box sanitising.
         hflip: horizontal flip probability.
         vflip: vertical flip probability.
         jitter: ColorJitter brightness/contrast/saturation strength (0 = off).
+        resize: ``square`` or ``short``.
+        scales: ``short`` only: training short-side choices (default: ``imgsz``).
+        max_size: ``short`` only: long-side cap (0 = none).
     """
 
-    def __init__(self, imgsz: int, train: bool, hflip: float = 0.5, vflip: float = 0.0, jitter: float = 0.0) -> None:
+    def __init__(
+        self,
+        imgsz: int,
+        train: bool,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        jitter: float = 0.0,
+        resize: str = "square",
+        scales: list[int] | None = None,
+        max_size: int = 0,
+    ) -> None:
         ops: list[v2.Transform] = [*_flips(hflip, vflip), *_jitter(jitter)] if train else []
-        if imgsz > 0:
-            ops.append(v2.Resize((imgsz, imgsz), antialias=True))
+        ops += _det_resize(imgsz, train, resize, scales, max_size)
         if train:
             ops.append(v2.SanitizeBoundingBoxes(min_size=1.0))
         ops.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))

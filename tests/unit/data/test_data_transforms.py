@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
@@ -65,3 +66,33 @@ def test_segmentation_crop_pads_small_images_and_keeps_pairing():
 def test_segmentation_eval_resize_scale():
     out, m, _, scale = SegmentationTransform(0, train=False, eval_size=16)(_image(32, 64), np.ones((32, 64), np.uint8))
     assert out.shape == (3, 16, 16) and m.shape == (16, 16) and scale == (0.5, 0.25)
+
+
+def test_detection_keep_ratio_resize_like_mmdet():
+    img = _image(100, 200)
+    box = np.array([[10, 20, 50, 60]], np.float32)
+    # eval: short side 50 -> (50, 100); with a long-side cap of 80 the long side wins -> (40, 80)
+    out, boxes, _, scale = DetectionTransform(50, train=False, resize="short")(img, box, np.array([0]))
+    assert out.shape == (3, 50, 100) and scale == (0.5, 0.5)
+    torch.testing.assert_close(boxes, torch.tensor([[5.0, 10.0, 25.0, 30.0]]))
+    out, _, _, scale = DetectionTransform(50, train=False, resize="short", max_size=80)(img, box, np.array([0]))
+    assert out.shape == (3, 40, 80) and scale == (0.4, 0.4)
+    # train: the short side is drawn from the scales
+    t = DetectionTransform(50, train=True, hflip=0.0, resize="short", scales=[30, 60])
+    shorts = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        shorts.add(t(img, box, np.array([0]))[0].shape[1])
+    assert shorts == {30, 60}
+
+
+def test_build_transform_matches_config():
+    from kdinspect.config import DataConfig
+    from kdinspect.data import build_transform
+
+    cfg = DataConfig(imgsz=64, params={"resize": "short", "scales": [48, 64], "max_size": 100, "vflip": 1.0})
+    tf = build_transform(cfg, "detection", train=False)
+    out, *_ = tf(_image(32, 64), np.zeros((0, 4)), np.zeros(0))
+    assert out.shape == (3, 50, 100)  # eval: fixed short side 64, long side capped at 100
+    with pytest.raises(ValueError, match="resize must be"):
+        build_transform(DataConfig(params={"resize": "letterbox"}), "detection", train=False)
