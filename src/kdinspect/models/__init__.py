@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from kdinspect.models.faster_rcnn import build_faster_rcnn
+from kdinspect.models.hsd import hsd_student, hsd_teacher
 from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
 from kdinspect.models.unet import UNet
@@ -15,6 +16,8 @@ from kdinspect.models.unet import UNet
 __all__ = ["MODELS", "ModelSpec", "build_model"]
 
 MODELS: dict[str, ModelSpec] = {
+    "hsd_teacher": ModelSpec(hsd_teacher, "detection", "hsd_ld", "HSD teacher: GFL, backbone + FPN (3x3) + HKH head"),
+    "hsd_student": ModelSpec(hsd_student, "detection", "hsd_ld", "HSD student: GFL, backbone + HKN (DW 7x7, CA) + HKH"),
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
