@@ -113,18 +113,20 @@ def evaluate_detections(
 
     Returns:
         ``mAP`` (0.5:0.95), ``mAP50``, ``mAP75``, ``mAP_small/medium/large``, ``AP_<class>``, ``AP50_<class>`` and
-        ``main`` (= mAP50). Classes without ground truth are left out of the per-class keys.
+        ``main`` (= mAP50). Classes without ground truth are left out of the per-class keys. Single-class data also
+        gets the HSD image-level fault accuracy (``fault_acc@t``, ``fault_false@t``, ``fault_missed@t``, ...).
     """
     from faster_coco_eval import COCO, COCOeval_faster
 
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth images")
     gt_dict, dets = _to_coco(preds, gts, classes)
+    fault = _fault_metrics(preds, gts, classes)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(gt_dict)
         coco_dt = coco_gt.loadRes(dets) if dets else None
     if coco_dt is None or not gt_dict["annotations"]:
-        metrics = {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "main": 0.0}
+        metrics = {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "main": 0.0} | fault
         _write_outputs(out_dir, metrics, None, preds, gts, classes, score_thr_confusion)
         return metrics
     ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=logger.debug)
@@ -150,8 +152,18 @@ def evaluate_detections(
             metrics[f"AP50_{name}"] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else 0.0
     metrics = {k: (max(v, 0.0) if v == v else 0.0) for k, v in metrics.items()}
     metrics["main"] = metrics["mAP50"]
+    metrics |= fault
     _write_outputs(out_dir, metrics, precision, preds, gts, classes, score_thr_confusion)
     return metrics
+
+
+def _fault_metrics(preds: Sequence[Detections], gts: Sequence[GroundTruth], classes: Sequence[str]) -> dict[str, float]:
+    """The HSD paper's image-level fault accuracy (top-1 box per image), reported for single-class data only."""
+    if len(classes) != 1:
+        return {}
+    from kdinspect.evaluation.fault_accuracy import fault_accuracy
+
+    return fault_accuracy(preds, [np.asarray(g.boxes, dtype=np.float64).reshape(-1, 4) for g in gts])
 
 
 def _write_outputs(

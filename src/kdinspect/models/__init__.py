@@ -17,7 +17,7 @@ __all__ = ["MODELS", "ModelSpec", "build_model"]
 
 MODELS: dict[str, ModelSpec] = {
     "hsd_teacher": ModelSpec(hsd_teacher, "detection", "hsd_ld", "HSD teacher: GFL, backbone + FPN (3x3) + HKH head"),
-    "hsd_student": ModelSpec(hsd_student, "detection", "hsd_ld", "HSD student: GFL, backbone + HKN (DW 7x7, CA) + HKH"),
+    "hsd_student": ModelSpec(hsd_student, "detection", "hsd_ld", "HSD student: GFL, backbone + HKN + HKH head"),
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),

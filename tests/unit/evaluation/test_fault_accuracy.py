@@ -35,3 +35,16 @@ def test_counts_per_threshold() -> None:
 def test_length_mismatch() -> None:
     with pytest.raises(ValueError, match="1 predictions but 2"):
         fault_accuracy([dets()], [np.zeros((0, 4)), np.zeros((0, 4))])
+
+
+def test_single_class_detection_eval_reports_fault_accuracy() -> None:
+    from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
+
+    preds = [dets((10, 10, 50, 50, 0.95)), dets()]
+    gts = [
+        GroundTruth("a", 100, 100, np.array([[10.0, 10, 50, 50]]), np.array([0])),
+        GroundTruth("b", 100, 100, np.zeros((0, 4)), np.zeros(0)),
+    ]
+    metrics = evaluate_detections(preds, gts, ["fault"])
+    assert metrics["fault_acc@0.5"] == 1.0 and metrics["mAP50"] == pytest.approx(1.0)
+    assert "fault_acc@0.5" not in evaluate_detections(preds, gts, ["fault", "other"])

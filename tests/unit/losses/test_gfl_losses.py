@@ -54,7 +54,7 @@ def test_distribution_focal_loss() -> None:
 
 @pytest.mark.parametrize("t", [1.0, 2.0])
 def test_ld_kl_loss(t: float) -> None:
-    # teacher softmax(logits / T) = [0.75, 0.25], student [0.5, 0.5]: KL = .75 ln 1.5 + .25 ln .5, mean over 2 bins, * T^2
+    # teacher softmax(logits / T) = [.75, .25], student [.5, .5]: KL = .75 ln 1.5 + .25 ln .5, mean of 2 bins, * T^2
     teacher = torch.tensor([[t * math.log(3.0), 0.0]])
     student = torch.zeros(1, 2)
     kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)

@@ -1,0 +1,71 @@
+"""Short real HSD runs on a NEU-DET subset: the teacher's loss falls, then a distilled student is saved and exported
+without any teacher weight."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdinspect.config import load_config
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "hsd" / "neu-det_teacher.yaml"
+
+
+def _cfg(shared: Path, out: Path, name: str, model: str, iters: int, teacher: str = "") -> object:
+    return load_config(
+        CONFIG,
+        [
+            f"data.root={shared / 'neu-det'}",
+            "data.limit=16",
+            "data.imgsz=128",
+            f"model.name={model}",
+            "model.params.channels=64",
+            "train.batch_size=4",
+            "train.epochs=100",
+            f"train.max_iters={iters}",
+            "train.lr=0.01",
+            "train.warmup_iters=5",
+            "train.scheduler=none",
+            "train.log_interval=1",
+            "train.eval_interval=0",
+            f"train.out_dir={out}",
+            f"train.name={name}",
+            f"distill.teacher={teacher}",
+        ],
+    )
+
+
+def _losses(run: Path, key: str) -> list[float]:
+    with (run / "steps.csv").open() as fh:
+        return [float(r[key]) for r in csv.DictReader(fh)]
+
+
+def test_teacher_loss_falls_then_student_distils_and_exports_teacher_free(shared_data: Path, tmp_path: Path) -> None:
+    from kdinspect.api import train
+    from kdinspect.engine.checkpoint import load_checkpoint, load_model
+
+    teacher = train(_cfg(shared_data, tmp_path, "teacher", "hsd_teacher", 36), progress=False)
+    loss = _losses(teacher.run_dir, "loss")
+    assert len(loss) == 36
+    assert np.mean(loss[-6:]) < 0.8 * np.mean(loss[:6]), loss
+
+    student = train(_cfg(shared_data, tmp_path, "student", "hsd_student", 4, str(teacher.best)), progress=False)
+    ld = _losses(student.run_dir, "distill.loss_ld")
+    assert all(np.isfinite(ld)) and max(ld) > 0
+    ckpt = load_checkpoint(student.best)
+    t_keys = set(load_checkpoint(teacher.best).model)
+    assert not any("teacher" in k for k in ckpt.model)
+    assert "neck.coord_att.0.conv1.weight" in ckpt.model and not ({"neck.layer_blocks.0.0.weight"} & set(ckpt.model))
+    assert set(ckpt.model) != t_keys  # the student's own layout, not the FPN teacher's
+    loaded = load_model(student.best)
+    assert type(loaded.model.neck).__name__ == "HKN"
+
+    pytest.importorskip("onnxruntime")
+    from kdinspect.export.api import export_checkpoint
+
+    report = export_checkpoint(student.best, tmp_path / "student.onnx", verify_images=2)
+    assert report["verify_images"] == 2
+    assert all(v <= 1e-3 for k, v in report.items() if k.startswith("max_abs_diff"))
