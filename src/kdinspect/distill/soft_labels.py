@@ -1,20 +1,21 @@
-"""Per-image teacher soft labels for offline distillation (MCFF-L step 2): writing, reading, quantisation.
+"""Per-image teacher soft labels for offline distillation (MCFF-L step 2): file layout and 8-bit quantisation.
 
-One file per image, named ``<image_id>.png`` or ``<image_id>.npy`` in one folder, holding the teacher's crack
-probability ``softmax(gated_logits / T1)[crack]`` of each output, in the order ``h, x, y, mix``:
+The maps are the teacher's crack probability ``softmax(gated_logits / T1)[crack]`` of each output, in the order
+``h, x, y, mix``. Two formats, both read by the data layer (``data.params.soft_labels``, see
+:func:`soft_label_dirs`):
 
-- ``png``: an 8-bit RGBA PNG, channel c = output c, value ``round(255 * p)``. The released code writes one 8-bit PNG
-  per output and image (four folders); the quantisation is the same (the released matplotlib call truncates instead
-  of rounding, a difference of at most 1/255).
-- ``npy``: a float16 array (4, H, W), no 8-bit quantisation.
+- ``png`` (as released): one 8-bit grayscale PNG per output and image, ``<out>/<output>/<image_id>.png`` with value
+  ``round(255 * p)``; the four folders are stacked as channels when read back (``p = pixel / 255``). The released
+  code writes the same layout (``teacher_label_{h,x,y,mix}/label/``); its matplotlib call truncates instead of
+  rounding, a difference of at most 1/255.
+- ``npy``: ``<out>/<image_id>.npy``, float16 (4, H, W), no 8-bit quantisation.
 
-A ``soft_labels.json`` next to the files records the temperature, format and teacher.
+A ``soft_labels.json`` in ``<out>`` records the temperature, format and teacher.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,16 @@ from PIL import Image
 
 __all__ = [
     "SOFT_FORMATS",
+    "SOFT_OUTPUTS",
     "quantize_8bit",
-    "read_soft_label",
     "read_soft_label_info",
+    "soft_label_dirs",
     "write_soft_label",
     "write_soft_label_info",
 ]
 
-logger = logging.getLogger(__name__)
-
 SOFT_FORMATS = ("png", "npy")
+SOFT_OUTPUTS = ("h", "x", "y", "mix")
 INFO_FILE = "soft_labels.json"
 
 
@@ -41,66 +42,48 @@ def quantize_8bit(prob: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(prob, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_soft_label(prob: np.ndarray, out_dir: str | Path, image_id: str, fmt: str = "png") -> Path:
+def soft_label_dirs(out_dir: str | Path, fmt: str) -> list[str]:
+    """The folder list to give the data reader (``data.params.soft_labels``) for soft labels written to ``out_dir``."""
+    if fmt not in SOFT_FORMATS:
+        raise ValueError(f"soft-label format {fmt!r} not in {list(SOFT_FORMATS)}")
+    out_dir = Path(out_dir)
+    return [str(out_dir / name) for name in SOFT_OUTPUTS] if fmt == "png" else [str(out_dir)]
+
+
+def write_soft_label(prob: np.ndarray, out_dir: str | Path, image_id: str, fmt: str = "png") -> list[Path]:
     """Write one image's soft labels.
 
     Args:
-        prob: (C, H, W) crack probabilities in [0, 1]; C = 4 (h, x, y, mix) for MCFF-L (1 to 4 allowed for PNG).
-        out_dir: destination folder (created).
-        image_id: file stem.
-        fmt: ``png`` (8-bit) or ``npy`` (float16).
+        prob: (4, H, W) crack probabilities in [0, 1] of the outputs h, x, y, mix.
+        out_dir: soft-label root folder (sub-folders are created).
+        image_id: file stem (the dataset's image id).
+        fmt: ``png`` (8-bit, one file per output) or ``npy`` (float16, one file).
 
     Returns:
-        The written file.
+        The written files.
     """
-    if fmt not in SOFT_FORMATS:
-        raise ValueError(f"soft-label format {fmt!r} not in {list(SOFT_FORMATS)}")
+    dirs = soft_label_dirs(out_dir, fmt)
     prob = np.asarray(prob, dtype=np.float32)
-    if prob.ndim != 3 or not 1 <= prob.shape[0] <= 4:
-        raise ValueError(f"soft labels of {image_id!r}: expected (C<=4, H, W), got {prob.shape}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{image_id}.{fmt}"
+    if prob.shape[:1] != (len(SOFT_OUTPUTS),) or prob.ndim != 3:
+        raise ValueError(f"soft labels of {image_id!r}: expected ({len(SOFT_OUTPUTS)}, H, W), got {prob.shape}")
+    for d in dirs:
+        Path(d).mkdir(parents=True, exist_ok=True)
     if fmt == "npy":
+        path = Path(dirs[0]) / f"{image_id}.npy"
         np.save(path, prob.astype(np.float16))
-        return path
-    q = quantize_8bit(prob).transpose(1, 2, 0)  # (H, W, C)
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[q.shape[2]]
-    Image.fromarray(q[..., 0] if mode == "L" else q, mode=mode).save(path)
-    return path
-
-
-def read_soft_label(path: str | Path) -> np.ndarray:
-    """Read a soft-label file written by :func:`write_soft_label`.
-
-    Returns:
-        (C, H, W) float32 probabilities in [0, 1].
-
-    Raises:
-        FileNotFoundError: missing file. ValueError: unreadable or wrongly shaped file (the message names it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"soft label not found: {path}")
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False).astype(np.float32)
-        elif path.suffix == ".png":
-            with Image.open(path) as img:
-                q = np.asarray(img)
-            arr = (q[None] if q.ndim == 2 else q.transpose(2, 0, 1)).astype(np.float32) / 255.0
-        else:
-            raise ValueError(f"suffix {path.suffix!r} not in ['.png', '.npy']")
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read soft label {path}: {err}") from err
-    if arr.ndim != 3:
-        raise ValueError(f"soft label {path}: expected (C, H, W), got shape {arr.shape}")
-    return arr
+        return [path]
+    paths = []
+    for d, channel in zip(dirs, quantize_8bit(prob)):
+        path = Path(d) / f"{image_id}.png"
+        Image.fromarray(channel, mode="L").save(path)
+        paths.append(path)
+    return paths
 
 
 def write_soft_label_info(out_dir: str | Path, info: dict[str, Any]) -> Path:
     """Write ``soft_labels.json`` (temperature, format, teacher, outputs) into ``out_dir``."""
     path = Path(out_dir) / INFO_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=2))
     return path
 

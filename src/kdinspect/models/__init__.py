@@ -11,6 +11,7 @@ from kdinspect.models.faster_rcnn import build_faster_rcnn
 from kdinspect.models.hsd import hsd_student, hsd_teacher
 from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
+from kdinspect.models.smp_peer import SMPSegmenter
 from kdinspect.models.unet import UNet
 
 __all__ = ["MODELS", "ModelSpec", "build_model"]
@@ -28,6 +29,7 @@ MODELS: dict[str, ModelSpec] = {
         distill="dkan",
         description="Faster R-CNN + FPN (torchvision parts), linear or cosine classifier (DKAN)",
     ),
+    "smp_unet": ModelSpec(SMPSegmenter, "segmentation", "", "segmentation_models_pytorch U-Net, random init (peer)"),
 }
 
 

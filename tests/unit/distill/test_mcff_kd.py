@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kdinspect.data.structures import Batch, ImageMeta, SegTarget
 from kdinspect.distill import DISTILLERS
 from kdinspect.distill.mcff_kd import STRATEGIES, MCFFDistiller, teacher_soft_maps
-from kdinspect.distill.soft_labels import quantize_8bit, read_soft_label, write_soft_label
+from kdinspect.distill.soft_labels import quantize_8bit, soft_label_dirs, write_soft_label
 from kdinspect.losses.segmentation import compute_map_loss, two_channel
 from kdinspect.models.mcff import MCFFNet
 from kdinspect.models.mcff.targets import soften
@@ -101,12 +102,22 @@ def test_online_mode_uses_the_frozen_teacher():
     torch.testing.assert_close(offline(stored)["loss"], out["loss"])
 
 
+def _read_back(paths) -> np.ndarray:
+    """Read soft-label files the way the data layer does: PNG = pixel / 255 per file, stacked; .npy as stored."""
+    if paths[0].suffix == ".npy":
+        return np.load(paths[0]).astype(np.float32)
+    return np.stack([np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0 for p in paths])
+
+
 def test_soft_label_png_round_trip_is_8bit(tmp_path):
     rng = np.random.default_rng(0)
     prob = rng.random((4, 5, 7)).astype(np.float32)
     prob[0, 0, 0], prob[1, 0, 0] = 0.0, 1.0
-    back = read_soft_label(write_soft_label(prob, tmp_path, "img1", "png"))
-    assert back.shape == (4, 5, 7) and back.dtype == np.float32
+    paths = write_soft_label(prob, tmp_path, "img1", "png")
+    assert [str(p.parent) for p in paths] == soft_label_dirs(tmp_path, "png")
+    assert [p.parent.name for p in paths] == ["h", "x", "y", "mix"]
+    back = _read_back(paths)
+    assert back.shape == (4, 5, 7)
     np.testing.assert_array_equal(back, quantize_8bit(prob) / np.float32(255.0))
     assert np.abs(back - prob).max() <= 0.5 / 255 + 1e-7
     assert back[0, 0, 0] == 0.0 and back[1, 0, 0] == 1.0
@@ -115,12 +126,10 @@ def test_soft_label_png_round_trip_is_8bit(tmp_path):
 
 def test_soft_label_npy_round_trip_and_errors(tmp_path):
     prob = np.random.default_rng(1).random((4, 3, 3)).astype(np.float32)
-    back = read_soft_label(write_soft_label(prob, tmp_path, "a", "npy"))
-    np.testing.assert_allclose(back, prob, atol=1e-3)
+    paths = write_soft_label(prob, tmp_path, "a", "npy")
+    assert [str(p.parent) for p in paths] == soft_label_dirs(tmp_path, "npy")
+    np.testing.assert_allclose(_read_back(paths), prob, atol=1e-3)
     with pytest.raises(ValueError, match="format"):
         write_soft_label(prob, tmp_path, "a", "jpg")
-    with pytest.raises(FileNotFoundError):
-        read_soft_label(tmp_path / "missing.png")
-    (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"bad\.png"):
-        read_soft_label(tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="expected"):
+        write_soft_label(prob[:2], tmp_path, "a", "png")
