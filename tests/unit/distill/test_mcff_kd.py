@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from kdinspect.data.io import load_soft_label
 from kdinspect.data.structures import Batch, ImageMeta, SegTarget
 from kdinspect.distill import DISTILLERS
 from kdinspect.distill.mcff_kd import STRATEGIES, MCFFDistiller, teacher_soft_maps
@@ -103,10 +103,8 @@ def test_online_mode_uses_the_frozen_teacher():
 
 
 def _read_back(paths) -> np.ndarray:
-    """Read soft-label files the way the data layer does: PNG = pixel / 255 per file, stacked; .npy as stored."""
-    if paths[0].suffix == ".npy":
-        return np.load(paths[0]).astype(np.float32)
-    return np.stack([np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0 for p in paths])
+    """Read soft-label files with the data layer's loader (PNG = pixel / 255 per file, stacked; .npy as stored)."""
+    return load_soft_label([str(p) for p in paths])
 
 
 def test_soft_label_png_round_trip_is_8bit(tmp_path):
