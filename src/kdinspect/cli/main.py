@@ -8,7 +8,16 @@ import sys
 from types import ModuleType
 
 from kdinspect import __version__
-from kdinspect.cli import data_cmd, demo_cmd, eval_cmd, export_cmd, info_cmd, predict_cmd, train_cmd
+from kdinspect.cli import (
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    info_cmd,
+    predict_cmd,
+    softlabels_cmd,
+    train_cmd,
+)
 from kdinspect.utils.logging import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -16,7 +25,16 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("kdinspect.cli")
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
-COMMANDS: list[ModuleType] = [train_cmd, eval_cmd, predict_cmd, export_cmd, data_cmd, info_cmd, demo_cmd]
+COMMANDS: list[ModuleType] = [
+    train_cmd,
+    eval_cmd,
+    predict_cmd,
+    export_cmd,
+    data_cmd,
+    info_cmd,
+    demo_cmd,
+    softlabels_cmd,
+]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.
 USER_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, ImportError)

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         shard, num_shards = (int(v) for v in args.shard.split("/"))
     except ValueError as err:
         raise ValueError(f"--shard must look like K/N (e.g. 0/2), got {args.shard!r}") from err
-    dirs = generate_soft_labels(args.teacher, args.out, args.t1, args.fmt, args.split, args.overrides,
-                                args.device or "cpu", shard, num_shards)
+    dirs = generate_soft_labels(
+        args.teacher, args.out, args.t1, args.fmt, args.split, args.overrides, args.device or "cpu", shard, num_shards
+    )
     print(json.dumps({"data.params.soft_labels": dirs}, indent=2))
     return 0

@@ -65,6 +65,8 @@ def read_split(data_cfg: DataConfig, split: str, run_dir: str | Path | None = No
         root = str(Path(run_dir) / "data")
     params = {k: v for k, v in data_cfg.params.items() if k not in TRANSFORM_PARAMS}
     _check_params(reader, params, fmt)
+    if split != "train":
+        params.pop("soft_labels", None)  # offline KD targets exist for the training images only
     name = getattr(data_cfg, split)
     index = reader(Path(root), name, list(data_cfg.classes) or None, **params)
     _log_problems(index, f"{root} [{name}]")

@@ -79,10 +79,18 @@ def generate_soft_labels(
         written += 1
         if written % 25 == 0:
             logger.info("soft labels: %d images (%.1f s/image)", written, (time.perf_counter() - t0) / written)
-    info = {"teacher": str(teacher_ckpt), "t1": t1, "format": fmt, "outputs": list(SOFT_OUTPUTS),
-            "split": getattr(cfg.data, split), "data_root": cfg.data.root, "images": len(dataset)}
+    info = {
+        "teacher": str(teacher_ckpt),
+        "t1": t1,
+        "format": fmt,
+        "outputs": list(SOFT_OUTPUTS),
+        "split": getattr(cfg.data, split),
+        "data_root": cfg.data.root,
+        "images": len(dataset),
+    }
     if shard == 0:
         write_soft_label_info(out_dir, info)
-    logger.info("soft labels: %d images at T1=%g written to %s in %.0f s", written, t1, out_dir,
-                time.perf_counter() - t0)
+    logger.info(
+        "soft labels: %d images at T1=%g written to %s in %.0f s", written, t1, out_dir, time.perf_counter() - t0
+    )
     return soft_label_dirs(out_dir, fmt)

@@ -24,7 +24,7 @@ _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
 
-def _import_smp():  # noqa: ANN202 - module
+def _import_smp():
     try:
         import segmentation_models_pytorch as smp
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -83,8 +83,9 @@ class SMPSegmenter(nn.Module):
         x = F.pad((images - self.mean) / self.std, (0, -w % self.multiple, 0, -h % self.multiple))
         return self.net(x)[..., :h, :w]
 
-    def forward(self, images: Tensor, targets: Sequence[SegTarget | None] | None = None
-                ) -> dict[str, Tensor] | MCFFOutput:
+    def forward(
+        self, images: Tensor, targets: Sequence[SegTarget | None] | None = None
+    ) -> dict[str, Tensor] | MCFFOutput:
         """Train mode with targets: ``{"loss_seg"}``. Otherwise ``MCFFOutput(prob (B, 1, H, W))``."""
         logits = self.forward_logits(images)
         if self.training and targets is not None:

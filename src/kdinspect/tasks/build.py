@@ -25,7 +25,8 @@ def model_kind(cfg: RunConfig) -> str:
 
 
 def build_task(cfg: RunConfig, classes: list[str]) -> Task:
-    """Model from ``cfg.model``, wrapped in the Task of its kind, wrapped in a Distiller if ``cfg.distill.teacher``."""
+    """Model from ``cfg.model``, wrapped in the Task of its kind, wrapped in a Distiller if ``cfg.distill.teacher``
+    or ``cfg.distill.method`` is set (a method without a teacher is an offline distiller)."""
     from kdinspect.distill import DISTILLERS
     from kdinspect.engine.checkpoint import load_model
 
@@ -35,16 +36,21 @@ def build_task(cfg: RunConfig, classes: list[str]) -> Task:
     num_classes = cfg.model.num_classes or len(classes)
     model = build_model(cfg.model.name, num_classes, cfg.model.params)
     task: Task = TASKS[kind](model, classes)
+    if not (cfg.distill.teacher or cfg.distill.method):
+        return task
+    teacher = None
     if cfg.distill.teacher:
         teacher = load_model(cfg.distill.teacher)
         if teacher.kind != kind:
             raise ValueError(f"teacher {cfg.distill.teacher} is a {teacher.kind} model; the student is {kind}")
         if list(teacher.classes) != list(classes):
             raise ValueError(f"teacher classes {teacher.classes} differ from the student's {classes}")
-        method = cfg.distill.method or (MODELS[cfg.model.name].distill if cfg.model.name in MODELS else "")
-        if method not in DISTILLERS:
-            raise KeyError(f"unknown distillation method {method!r}; valid: {sorted(DISTILLERS)}")
-        check_params(DISTILLERS[method], cfg.distill.params, f"distill method {method!r}")
-        task = DISTILLERS[method](task, teacher.model, **cfg.distill.params)
-        logger.info("distilling from %s (%s) with %s", cfg.distill.teacher, teacher.cfg.model.name, method)
+    method = cfg.distill.method or (MODELS[cfg.model.name].distill if cfg.model.name in MODELS else "")
+    if method not in DISTILLERS:
+        raise KeyError(f"unknown distillation method {method!r}; valid: {sorted(DISTILLERS)}")
+    check_params(DISTILLERS[method], cfg.distill.params, f"distill method {method!r}")
+    # a method named without a teacher runs offline: its targets come with the batch (e.g. stored soft labels)
+    task = DISTILLERS[method](task, None if teacher is None else teacher.model, **cfg.distill.params)
+    source = f"{cfg.distill.teacher} ({teacher.cfg.model.name})" if teacher else "stored targets (offline)"
+    logger.info("distilling from %s with %s", source, method)
     return task
