@@ -13,9 +13,11 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DataConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "config_from_dict",
     "dump_config",
     "load_config",
+    "section_from_dict",
 ]
 
 
@@ -200,18 +203,25 @@ def config_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> RunC
     return _build_section(RunConfig, data, "", base_dir)
 
 
+def section_from_dict(cls: type[_T], data: dict[str, Any] | str | None, base_dir: Path | None = None) -> _T:
+    """Build any config dataclass (for example a protocol file that nests :class:`RunConfig` sections) from a
+    mapping, with the same unknown-key, type and one-level YAML inlining rules as :func:`config_from_dict`."""
+    return _build_section(cls, data, "", base_dir)
+
+
 def _parse_scalar(text: str) -> Any:
     """Parse an override value with YAML rules (``5`` -> int, ``true`` -> bool, ``[1,2]`` -> list)."""
     return yaml.safe_load(text) if text != "" else ""
 
 
-def apply_overrides(cfg: RunConfig, overrides: list[str] | None) -> RunConfig:
-    """Return a copy of ``cfg`` with dotted ``key=value`` overrides applied.
+def apply_overrides(cfg: _T, overrides: list[str] | None) -> _T:
+    """Return a copy of ``cfg`` (a :class:`RunConfig` or another config dataclass) with dotted ``key=value``
+    overrides applied.
 
     Keys inside a ``params`` mapping may be new (they are validated when the model/reader/method is built); every other
     key must exist.
     """
-    data = cfg.to_dict()
+    data = asdict(cfg)  # type: ignore[call-overload]
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
@@ -228,7 +238,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | None) -> RunConfig:
             valid = sorted(node) if isinstance(node, dict) else []
             raise KeyError(f"unknown config key {key!r}; valid keys here: {valid}")
         node[leaf] = _parse_scalar(raw)
-    return config_from_dict(data)
+    return _build_section(type(cfg), data, "", None)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

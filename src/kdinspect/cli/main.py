@@ -13,6 +13,7 @@ from kdinspect.cli import (
     demo_cmd,
     eval_cmd,
     export_cmd,
+    fewshot_cmd,
     info_cmd,
     predict_cmd,
     softlabels_cmd,
@@ -34,6 +35,7 @@ COMMANDS: list[ModuleType] = [
     info_cmd,
     demo_cmd,
     softlabels_cmd,
+    fewshot_cmd,
 ]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.

@@ -12,11 +12,34 @@ from tqdm import tqdm
 
 from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
 from kdinspect.evaluation.segmentation import SegmentationMeter
-from kdinspect.tasks.base import Task
+from kdinspect.tasks.base import Detections, Task
 
-__all__ = ["evaluate_task"]
+__all__ = ["collect_detections", "evaluate_task"]
 
 logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def collect_detections(
+    task: Task, loader: DataLoader, device: str = "cpu", progress: bool = False
+) -> tuple[list[Detections], list[GroundTruth], list[str]]:
+    """Predictions and ground truth (both in original pixels) of every image of ``loader``, plus unreadable files."""
+    task.eval()
+    preds: list[Detections] = []
+    gts: list[GroundTruth] = []
+    skipped: list[str] = []
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        skipped += batch.skipped
+        if len(batch) == 0:
+            continue
+        batch = batch.to(device)
+        preds += [type(d)(*(t.cpu() for t in d)) for d in task.predict(batch)]
+        for target, meta in zip(batch.targets, batch.metas):
+            sy, sx = meta.scale
+            boxes = target.boxes.cpu().numpy().astype(np.float64) / np.array([sx, sy, sx, sy])
+            h, w = meta.orig_size
+            gts.append(GroundTruth(meta.image_id, w, h, boxes, target.labels.cpu().numpy()))
+    return preds, gts, skipped
 
 
 @torch.no_grad()
@@ -32,18 +55,7 @@ def evaluate_task(
     task.eval()
     skipped: list[str] = []
     if task.kind == "detection":
-        preds, gts = [], []
-        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
-            skipped += batch.skipped
-            if len(batch) == 0:
-                continue
-            batch = batch.to(device)
-            preds += [type(d)(*(t.cpu() for t in d)) for d in task.predict(batch)]
-            for target, meta in zip(batch.targets, batch.metas):
-                sy, sx = meta.scale
-                boxes = target.boxes.cpu().numpy().astype(np.float64) / np.array([sx, sy, sx, sy])
-                h, w = meta.orig_size
-                gts.append(GroundTruth(meta.image_id, w, h, boxes, target.labels.cpu().numpy()))
+        preds, gts, skipped = collect_detections(task, loader, device, progress)
         metrics = evaluate_detections(preds, gts, task.classes, out_dir)
     elif task.kind == "segmentation":
         meter = SegmentationMeter()

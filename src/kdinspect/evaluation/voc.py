@@ -50,8 +50,8 @@ def _legacy(boxes: torch.Tensor) -> torch.Tensor:
 
 def class_ap(
     detections: Sequence[Detections],
-    gt_boxes: Sequence[torch.Tensor],
-    gt_labels: Sequence[torch.Tensor],
+    gt_boxes: Sequence[torch.Tensor | np.ndarray],
+    gt_labels: Sequence[torch.Tensor | np.ndarray],
     cls: int,
     iou_thr: float = 0.5,
     mode: str = "voc07",
@@ -60,8 +60,8 @@ def class_ap(
 
     Args:
         detections: per image, boxes (D, 4) xyxy original pixels, scores (D,), labels (D,).
-        gt_boxes: per image, (G, 4) xyxy original pixels.
-        gt_labels: per image, (G,) class indices.
+        gt_boxes: per image, (G, 4) xyxy original pixels (tensor or array).
+        gt_labels: per image, (G,) class indices (tensor or array).
         cls: the class index to score.
 
     Returns:
@@ -70,6 +70,7 @@ def class_ap(
     scores, tps = [], []
     num_gts = 0
     for det, boxes, labels in zip(detections, gt_boxes, gt_labels):
+        boxes, labels = torch.as_tensor(boxes).reshape(-1, 4), torch.as_tensor(labels).reshape(-1)
         gts = boxes[labels == cls]
         num_gts += gts.shape[0]
         keep = det.labels == cls
@@ -105,8 +106,8 @@ def class_ap(
 
 def voc_ap_groups(
     detections: Sequence[Detections],
-    gt_boxes: Sequence[torch.Tensor],
-    gt_labels: Sequence[torch.Tensor],
+    gt_boxes: Sequence[torch.Tensor | np.ndarray],
+    gt_labels: Sequence[torch.Tensor | np.ndarray],
     classes: Sequence[str],
     groups: dict[str, Sequence[str]] | None = None,
     iou_thr: float = 0.5,
