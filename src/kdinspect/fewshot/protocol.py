@@ -28,6 +28,7 @@ __all__ = [
     "ProtocolConfig",
     "ProtocolFile",
     "collect_results",
+    "job_dir",
     "load_protocol",
     "protocol_jobs",
     "run_job",
@@ -125,7 +126,8 @@ def protocol_jobs(pf: ProtocolFile) -> list[Job]:
     return jobs
 
 
-def _job_dir(pf: ProtocolFile, job: Job) -> Path:
+def job_dir(pf: ProtocolFile, job: Job) -> Path:
+    """Run folder of a job under ``protocol.out_dir``."""
     out = Path(pf.protocol.out_dir)
     if job.method == "base":
         return out / "base" / f"split{job.split}"
@@ -143,7 +145,7 @@ def base_run_config(pf: ProtocolFile, split: int) -> RunConfig:
     cfg.data.train, cfg.data.val = "trainval", "test"
     cfg.data.classes = split_classes(split, "base")
     cfg.data.params = dict(cfg.data.params) | {"drop_empty": ["trainval"]}
-    run_dir = _job_dir(pf, Job("base", split))
+    run_dir = job_dir(pf, Job("base", split))
     cfg.train.out_dir, cfg.train.name = str(run_dir.parent), run_dir.name
     return cfg
 
@@ -163,7 +165,7 @@ def finetune_run_config(pf: ProtocolFile, job: Job) -> RunConfig:
         cfg.distill.params = {"split": job.split} | dict(cfg.distill.params)
     else:
         cfg.distill.params = {}
-    run_dir = _job_dir(pf, job)
+    run_dir = job_dir(pf, job)
     cfg.train.out_dir, cfg.train.name = str(run_dir.parent), run_dir.name
     return cfg
 
@@ -174,7 +176,7 @@ def _peak_rss_mb() -> float:
 
 def run_job(pf: ProtocolFile, job: Job, progress: bool = False) -> dict[str, Any]:
     """Run one job unless its ``result.json`` exists; return its result row."""
-    out = _job_dir(pf, job) / "result.json"
+    out = job_dir(pf, job) / "result.json"
     if out.exists():
         logger.info("%s: already done (%s)", job.id, out)
         return json.loads(out.read_text())
@@ -182,7 +184,7 @@ def run_job(pf: ProtocolFile, job: Job, progress: bool = False) -> dict[str, Any
     if job.method == "base":
         row = _run_base(pf, job, progress)
     else:
-        base_ckpt = _job_dir(pf, Job("base", job.split)) / "last.safetensors"
+        base_ckpt = job_dir(pf, Job("base", job.split)) / "last.safetensors"
         if not (base_ckpt.parent / "result.json").exists():
             raise FileNotFoundError(f"{job.id} needs the finished base training of split {job.split} ({base_ckpt})")
         p = pf.protocol
@@ -241,7 +243,7 @@ def collect_results(pf: ProtocolFile) -> list[dict[str, Any]]:
     """Result rows of every finished job of the protocol (unfinished ones are listed in the log)."""
     rows, missing = [], []
     for job in protocol_jobs(pf):
-        path = _job_dir(pf, job) / "result.json"
+        path = job_dir(pf, job) / "result.json"
         if path.exists():
             rows.append(json.loads(path.read_text()))
         else:

@@ -1,0 +1,229 @@
+"""DKAN vs TFA incremental few-shot benchmark on NEU-DET (one command).
+
+    python benchmarks/dkan.py                                   # CPU protocol of configs/dkan/neu_cpu.yaml
+    python benchmarks/dkan.py --workers 2 --launcher /work/tools/cpu-slot
+    python benchmarks/dkan.py --report-only                     # re-aggregate finished jobs
+
+Every job (3 base trainings, then split x K x seed x method fine-tunings) runs as its own ``kdinspect fewshot --job``
+process; up to ``--workers`` run at once, each optionally behind a launcher command (``/work/tools/cpu-slot`` on the
+shared 2-core machine). Finished jobs leave ``result.json`` in their run folder, so an interrupted benchmark resumes
+where it stopped. After every finished job the results are re-aggregated into ``benchmarks/results/<name>.json`` and
+``.md`` (rows, mean/std over seeds, DKAN - TFA differences, the paper's Table I, environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from kdinspect.fewshot import load_protocol, markdown_table, protocol_jobs, summarize  # noqa: E402
+from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir  # noqa: E402
+from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
+from kdinspect.utils.io import write_json  # noqa: E402
+
+
+def _ordered(pf: ProtocolFile) -> list[Job]:
+    """Base trainings first; fine-tunings seed-major so that a full table (one seed) lands first."""
+    jobs = protocol_jobs(pf)
+    base = [j for j in jobs if j.method == "base"]
+    rest = sorted((j for j in jobs if j.method != "base"), key=lambda j: (j.seed, j.shots, j.split, j.method))
+    return base + rest
+
+
+def _done(pf: ProtocolFile, job: Job) -> bool:
+    return (job_dir(pf, job) / "result.json").exists()
+
+
+def _ready(pf: ProtocolFile, job: Job) -> bool:
+    return job.method == "base" or _done(pf, Job("base", job.split))
+
+
+def _launch(job: Job, args: argparse.Namespace, log_dir: Path) -> subprocess.Popen:
+    cmd = [*shlex.split(args.launcher), sys.executable, "-m", "kdinspect", "fewshot", "-c", args.config]
+    for item in args.overrides:
+        cmd += ["--set", item]
+    cmd += ["--job", job.id]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    log = (log_dir / f"{job.id}.log").open("a")
+    print(f"[dkan-bench] start {job.id}: {' '.join(cmd)}", flush=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_all(pf: ProtocolFile, args: argparse.Namespace) -> list[str]:
+    """Run every unfinished job with up to ``args.workers`` processes; return the ids of failed jobs."""
+    log_dir = Path(pf.protocol.out_dir) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending = [j for j in _ordered(pf) if not _done(pf, j)]
+    running: dict[str, tuple[Job, subprocess.Popen]] = {}
+    failed: list[str] = []
+    while pending or running:
+        for jid, (job, proc) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[jid]
+            if proc.returncode != 0 or not _done(pf, job):
+                failed.append(jid)
+                print(f"[dkan-bench] FAILED {jid} (rc {proc.returncode}); see {log_dir / (jid + '.log')}", flush=True)
+            else:
+                print(f"[dkan-bench] done {jid}", flush=True)
+                write_report(pf, args)
+        blocked = {Job.parse(f).split for f in failed if f.startswith("base-")}
+        pending = [j for j in pending if j.split not in blocked]
+        for job in list(pending):
+            if len(running) >= args.workers:
+                break
+            if _ready(pf, job):
+                pending.remove(job)
+                running[job.id] = (job, _launch(job, args, log_dir))
+        if running:
+            time.sleep(args.poll)
+        elif pending:  # nothing runnable and nothing running: a dependency failed
+            failed += [j.id for j in pending]
+            break
+    return failed
+
+
+def _dkan_vs_tfa(aggregates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {(a["method"], a["split"], a["shots"]): a for a in aggregates}
+    out = []
+    for (method, split, shots), a in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0][1])):
+        t = by.get(("tfa", split, shots))
+        if method != "dkan" or t is None:
+            continue
+        out.append(
+            {
+                "split": split,
+                "shots": shots,
+                "d_ap_all": a["ap_all_mean"] - t["ap_all_mean"],
+                "d_ap_novel": a["ap_novel_mean"] - t["ap_novel_mean"],
+                "d_ap_base": a["ap_base_mean"] - t["ap_base_mean"],
+            }
+        )
+    return out
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    base_rows = "\n".join(
+        f"| {r['split']} | {r['ap_base']:.4f} | {r['coco_map']:.4f} | {r['train_s']:.0f} |"
+        for r in sorted(doc["base"], key=lambda r: r["split"])
+    )
+    diffs = "\n".join(
+        f"| {d['shots']} | {d['split']} | {d['d_ap_all']:+.4f} | {d['d_ap_novel']:+.4f} | {d['d_ap_base']:+.4f} |"
+        for d in doc["dkan_minus_tfa"]
+    )
+    parts = [
+        "# DKAN vs TFA on NEU-DET (incremental few-shot, CPU protocol)",
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"Git commit: `{doc['git_commit']}`  ",
+        f"Hardware: {env.get('cpu', '?')}, {doc['threads_per_job']} torch thread per job, {doc['workers']} jobs in "
+        f"parallel  ",
+        f"Versions: torch {env.get('packages', {}).get('torch', '?')}, "
+        f"torchvision {env.get('packages', {}).get('torchvision', '?')}, python {env.get('python', '?')}  ",
+        f"Setup: {doc['setup']}  ",
+        f"Checkpoint selection: {doc['checkpoint_selection']}; seeds {doc['seeds']}; "
+        f"jobs finished {doc['finished_jobs']} of {doc['total_jobs']}  ",
+        f"Wall time (sum over finished jobs): {doc['job_wall_s_total'] / 3600:.2f} h; "
+        f"benchmark wall: {doc['bench_wall_s'] / 3600:.2f} h; peak RSS per job: {doc['peak_rss_mb']:.0f} MB",
+        "",
+        "## AP_All (VOC07 AP50, all 6 classes): ours mean ± std over seeds, and the paper's Table I",
+        "",
+        markdown_table(doc["aggregates"], "ap_all"),
+        "",
+        "## AP_N (novel classes)",
+        "",
+        markdown_table(doc["aggregates"], "ap_novel"),
+        "",
+        "## AP_B (base classes)",
+        "",
+        markdown_table(doc["aggregates"], "ap_base"),
+        "",
+        "## DKAN - TFA (ours, difference of the means)",
+        "",
+        "| K | split | AP_All | AP_N | AP_B |",
+        "|---|---|---|---|---|",
+        diffs,
+        "",
+        "## Base models (stage I, base classes only, last checkpoint)",
+        "",
+        "| split | AP_B (VOC07 AP50) | COCO mAP | train s |",
+        "|---|---|---|---|",
+        base_rows,
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(pf: ProtocolFile, args: argparse.Namespace) -> dict[str, Any]:
+    rows = collect_results(pf)
+    doc = summarize(rows, pf.protocol.select)
+    ft = [r for r in rows if r.get("method") != "base"]
+    doc |= {
+        "command": args.command_line,
+        "git_commit": git_commit(REPO),
+        "environment": environment_info(),
+        "workers": args.workers,
+        "threads_per_job": pf.base.train.threads,
+        "seeds": pf.protocol.seeds,
+        "setup": args.setup,
+        "protocol": json.loads(json.dumps(pf.protocol.__dict__)),
+        "base_config": pf.base.to_dict(),
+        "finetune_config": pf.finetune.to_dict(),
+        "finished_jobs": len(rows),
+        "total_jobs": len(protocol_jobs(pf)),
+        "job_wall_s_total": sum(float(r.get("wall_s", 0.0)) for r in rows),
+        "bench_wall_s": time.perf_counter() - args.t0 + args.previous_wall,
+        "peak_rss_mb": max((float(r.get("peak_rss_mb", 0.0)) for r in rows), default=0.0),
+        "dkan_minus_tfa": _dkan_vs_tfa(doc["aggregates"]),
+        "n_finetune_rows": len(ft),
+    }
+    out = REPO / "benchmarks" / "results" / args.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out.with_suffix(".json"), doc)
+    out.with_suffix(".md").write_text(_markdown(doc))
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/dkan/neu_cpu.yaml", help="protocol YAML (relative to the repo)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override (repeatable)")
+    p.add_argument("--workers", type=int, default=2, help="jobs in parallel")
+    p.add_argument("--launcher", default="", help="command prefix per job, e.g. /work/tools/cpu-slot")
+    p.add_argument("--name", default="dkan_neu-det", help="results file stem under benchmarks/results/")
+    p.add_argument(
+        "--setup",
+        default="MobileNetV2-FPN (ImageNet init), 320x320 inputs, 1 torch thread per job",
+        help="one line describing the backbone/image size for the report",
+    )
+    p.add_argument("--poll", type=float, default=10.0, help="seconds between job status checks")
+    p.add_argument("--report-only", action="store_true", help="only aggregate finished jobs")
+    args = p.parse_args(argv)
+    args.t0 = time.perf_counter()
+    args.command_line = "python benchmarks/dkan.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    os.chdir(REPO)
+    pf = load_protocol(args.config, args.overrides)
+    prev = REPO / "benchmarks" / "results" / f"{args.name}.json"
+    args.previous_wall = json.loads(prev.read_text()).get("bench_wall_s", 0.0) if prev.exists() else 0.0
+    failed = [] if args.report_only else run_all(pf, args)
+    doc = write_report(pf, args)
+    print(markdown_table(doc["aggregates"], "ap_all"))
+    if failed:
+        print(f"[dkan-bench] failed jobs: {failed}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

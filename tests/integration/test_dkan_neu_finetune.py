@@ -1,0 +1,53 @@
+"""A short real DKAN run on NEU-DET: stage I on a few base-class images, then stage II (FKA + LKA) on a 5-shot set."""
+
+from pathlib import Path
+
+import torch
+
+from kdinspect.engine.checkpoint import load_model
+from kdinspect.fewshot import Job, run_job
+from kdinspect.fewshot.protocol import job_dir, load_protocol
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = {
+    "backbone": "mobilenet_v3_small",
+    "pretrained": False,
+    "fpn_channels": 32,
+    "representation_size": 64,
+    "box_batch_size_per_image": 64,
+    "rpn_post_nms_top_n": [200, 100],
+    "roi_sampling_ratio": 2,
+}
+
+
+def test_base_then_dkan_finetune_on_neu(shared_data, tmp_path):
+    overrides = [
+        f"protocol.root={shared_data / 'neu-det'}",
+        f"protocol.out_dir={tmp_path}",
+        "base.data.imgsz=128",
+        "base.data.limit=8",
+        "base.train.max_iters=3",
+        "base.train.epochs=1",
+        "finetune.data.imgsz=128",
+        "finetune.data.limit=8",
+        "finetune.train.max_iters=4",
+        "finetune.train.milestones=[3]",
+    ] + [f"base.model.params.{k}={v}".replace("'", "") for k, v in TINY_MODEL.items()]
+    pf = load_protocol(REPO / "configs" / "dkan" / "neu_cpu.yaml", overrides)
+    base_row = run_job(pf, Job("base", 1))
+    assert base_row["method"] == "base" and 0.0 <= base_row["ap_base"] <= 1.0
+
+    base = load_model(job_dir(pf, Job("base", 1)) / "last.safetensors").model
+    row = run_job(pf, Job("dkan", 1, 5, 1))
+    for key in ("ap_base", "ap_novel", "ap_all", "coco_map"):
+        assert 0.0 <= row[key] <= 1.0, key
+    run = job_dir(pf, Job("dkan", 1, 5, 1))
+    student = load_model(run / "last.safetensors")
+    assert student.classes[:3] == ["crazing", "inclusion", "patches"] and len(student.classes) == 6
+    assert student.model.roi_heads.box_predictor.scale == 20.0
+    sd, bd = student.model.state_dict(), base.state_dict()
+    assert all(torch.equal(sd[k], bd[k]) for k in bd if k.startswith("backbone."))  # frozen backbone
+    assert any(not torch.equal(sd[k], bd[k]) for k in bd if k.startswith("neck."))  # the neck trained
+    steps = (run / "steps.csv").read_text()
+    assert "distill.fka_p2" in steps and "distill.lka" in steps
+    assert run_job(pf, Job("dkan", 1, 5, 1)) == row  # finished jobs are not run again
