@@ -51,3 +51,31 @@ def test_base_then_dkan_finetune_on_neu(shared_data, tmp_path):
     steps = (run / "steps.csv").read_text()
     assert "distill.fka_p2" in steps and "distill.lka" in steps
     assert run_job(pf, Job("dkan", 1, 5, 1)) == row  # finished jobs are not run again
+
+    # the user-facing workflow on the same base detector: a few labelled images of new classes -> widened detector
+    from kdinspect.fewshot.add_classes import add_classes
+
+    new_list, eval_list = tmp_path / "new.txt", tmp_path / "eval.txt"
+    new_list.write_text("pitted_surface_10\nscratches_10\ncrazing_10\n")
+    eval_list.write_text("pitted_surface_1\nscratches_1\ncrazing_1\n")
+    neu = shared_data / "neu-det"
+    res = add_classes(
+        job_dir(pf, Job("base", 1)) / "last.safetensors",
+        neu,
+        "voc",
+        str(new_list),
+        None,
+        neu,
+        None,
+        str(eval_list),
+        tmp_path,
+        "add",
+        iters=2,
+        batch_size=2,
+        threads=1,
+        progress=False,
+    )
+    assert res.new_classes == ["pitted_surface", "scratches"]
+    assert res.classes == ["crazing", "inclusion", "patches", "pitted_surface", "scratches"]
+    assert res.before["ap_new"] == 0.0 and {"ap_old", "ap_new", "ap_all"} <= set(res.after)
+    assert load_model(res.checkpoint).classes == res.classes

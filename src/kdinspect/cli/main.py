@@ -9,6 +9,7 @@ from types import ModuleType
 
 from kdinspect import __version__
 from kdinspect.cli import (
+    add_classes_cmd,
     data_cmd,
     demo_cmd,
     eval_cmd,
@@ -36,6 +37,7 @@ COMMANDS: list[ModuleType] = [
     demo_cmd,
     softlabels_cmd,
     fewshot_cmd,
+    add_classes_cmd,
 ]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.

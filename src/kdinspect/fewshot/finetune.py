@@ -159,6 +159,7 @@ def finetune(
     select: str = "last",
     eval_every: int = 0,
     progress: bool = False,
+    evaluate: bool = True,
 ) -> FinetuneResult:
     """Fine-tune a widened base detector on the few-shot set of ``cfg.data.train``; evaluate on ``cfg.data.val``.
 
@@ -174,6 +175,8 @@ def finetune(
             ``data.val`` among evaluations every ``eval_every`` iterations; this selects on the evaluation set).
         eval_every: evaluation interval in iterations for ``select="best"``.
         progress: show a progress bar.
+        evaluate: evaluate the last checkpoint on ``data.val`` (``select="last"`` only; the metrics stay empty
+            otherwise).
 
     Raises:
         KeyError: unknown method.
@@ -225,7 +228,9 @@ def finetune(
         metrics = tracker.best_metrics
         chosen = run_dir / "best.safetensors"
     else:
-        metrics = evaluate_incremental(task, val_loader, num_base, scfg.train.device, run_dir / "eval")
+        metrics = (
+            evaluate_incremental(task, val_loader, num_base, scfg.train.device, run_dir / "eval") if evaluate else {}
+        )
         chosen = run_dir / "last.safetensors"
     eval_s = time.perf_counter() - t1
     write_json(
