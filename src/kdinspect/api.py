@@ -151,16 +151,25 @@ def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = T
         )
         if cfg.train.resume and (run_dir / "last.safetensors").exists():
             _resume(trainer, run_dir / "last.safetensors")
+        t_fit = time.perf_counter()
         trainer.fit()
+        fit_s = time.perf_counter() - t_fit
         metrics: dict[str, float] = {}
         if dist_info.is_main:
             best = run_dir / "best.safetensors"
-            metrics = evaluate(best, out_dir=run_dir / "eval", device=cfg.train.device)
+            if trainer.last_metrics and (trainer.state.bad_evals == 0 or not cfg.train.keep_best):
+                # best.safetensors holds the weights of the final evaluation (fit always ends with one): reuse it
+                metrics = dict(trainer.last_metrics)
+            else:
+                metrics = evaluate(best, out_dir=run_dir / "eval", device=cfg.train.device)
+            eval_s = getattr(trainer.evaluate, "seconds", 0.0)
             write_json(
                 run_dir / "results.json",
                 {
                     "metrics": metrics,
                     "train_wall_s": time.perf_counter() - t0,
+                    "fit_wall_s": fit_s,
+                    "fit_eval_wall_s": eval_s,
                     "threads": threads,
                     "state": trainer.state.to_dict(),
                 },
@@ -188,8 +197,16 @@ def _build_trainer(
         optimizer, t.scheduler, iters, total, t.milestones, t.gamma, t.warmup_iters, t.warmup_ratio, t.patience
     )
 
+    eval_dir = cfg.run_dir / "eval"
+
     def run_eval(tk: Any) -> dict[str, float]:
-        return evaluate_task(tk, val_loader, device=t.device)
+        start = time.perf_counter()
+        # every evaluation writes its report; after the run, eval/ holds the last one's
+        metrics = evaluate_task(tk, val_loader, out_dir=eval_dir if dist_info.is_main else None, device=t.device)
+        run_eval.seconds += time.perf_counter() - start  # type: ignore[attr-defined]
+        return metrics
+
+    run_eval.seconds = 0.0  # type: ignore[attr-defined]
 
     return Trainer(
         task,

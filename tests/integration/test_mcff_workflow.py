@@ -4,6 +4,7 @@ then online KD, eval/predict through the CLI and ONNX export with the ``prob`` o
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,17 @@ def _step_keys(run_dir: Path) -> list[str]:
         return next(csv.reader(fh))
 
 
-def test_three_step_offline_and_online_workflow(tmp_path):
+def test_three_step_offline_and_online_workflow(tmp_path, monkeypatch):
     teacher = train(config_from_dict(_cfg(tmp_path, "teacher", "mcff_teacher")), progress=False)
     assert {"f1", "iou", "f1_tol", "iou_tol", "ods"} <= set(teacher.metrics)
+    results = json.loads((teacher.run_dir / "results.json").read_text())
+    assert results["fit_eval_wall_s"] > 0 and results["fit_wall_s"] <= results["train_wall_s"]
+    # the final evaluation is not repeated: its report is the one in eval/
+    assert json.loads((teacher.run_dir / "eval" / "metrics.json").read_text())["f1"] == teacher.metrics["f1"]
 
-    dirs = generate_soft_labels(teacher.best, tmp_path / "soft", t1=10.0, fmt="png")
-    assert [Path(d).name for d in dirs] == ["h", "x", "y", "mix"]
+    monkeypatch.chdir(tmp_path)  # soft-label folders relative to the working directory, as in the configs
+    dirs = generate_soft_labels(teacher.best, "soft", t1=10.0, fmt="png")
+    assert dirs == ["soft/h", "soft/x", "soft/y", "soft/mix"]
     image_id = sorted(Path(dirs[0]).glob("*.png"))[0].stem
     soft = load_soft_label([str(Path(d) / f"{image_id}.png") for d in dirs])
     assert soft.shape == (4, 384, 544) and soft.min() >= 0.0 and soft.max() <= 1.0

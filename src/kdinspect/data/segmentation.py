@@ -83,10 +83,16 @@ def _pair_folder(img_dir: Path, mask_dir: Path, suffix: str, problems: list[Prob
 
 def attach_soft_labels(index: DatasetIndex, dirs: str | list[str]) -> DatasetIndex:
     """Set ``record.extra["soft_label"]`` from soft-label folders (``<dir>/<stem>.png`` or ``.npy``; several folders
-    are stacked as channels). Records without a soft label are dropped with a ``missing_soft_label`` error."""
+    are stacked as channels). Records without a soft label are dropped with a ``missing_soft_label`` error.
+
+    A relative folder is looked up under the dataset root (the released layout keeps soft labels there) unless it
+    exists relative to the working directory (where ``kdinspect softlabels --out`` writes, like ``data.root``)."""
     folders = [dirs] if isinstance(dirs, str) else list(dirs)
     root = index.root or Path(".")
-    paths = [Path(d) if Path(d).is_absolute() else root / d for d in folders]
+    paths = [
+        Path(d) if Path(d).is_absolute() or (Path(d).is_dir() and not (root / d).is_dir()) else root / d
+        for d in folders
+    ]
     kept = []
     for rec in index.records:
         files = [
