@@ -1,7 +1,8 @@
 """Map-style datasets over a :class:`DatasetIndex`, and the batch collate function.
 
 Augmentation randomness is seeded per ``(seed, epoch, index)`` inside ``torch.random.fork_rng``, so a sample is the
-same whatever the number of DataLoader workers and after a resume (call ``set_epoch(e)`` at the start of each epoch).
+same whatever the number of DataLoader workers and after a resume (call ``set_epoch(e)`` at the start of each epoch;
+with ``persistent_workers=True`` the workers would keep their own copy of the epoch, so leave it off).
 
 A corrupt or missing file never crashes training: ``__getitem__`` logs a warning naming the file and returns a
 :class:`SkippedSample` (falsy, carries the path and reason); :func:`collate` leaves it (or a plain ``None``) out of the
