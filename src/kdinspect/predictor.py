@@ -39,12 +39,10 @@ def iter_images(source: str | Path) -> list[Path]:
 
 
 def _transform(loaded: LoadedModel) -> Any:
-    from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
+    """The evaluation transform of the run, so prediction preprocesses exactly like evaluation."""
+    from kdinspect.data import build_transform
 
-    d = loaded.cfg.data
-    if loaded.kind == "detection":
-        return DetectionTransform(d.imgsz, train=False)
-    return SegmentationTransform(0, train=False, eval_size=d.eval_imgsz)
+    return build_transform(loaded.cfg.data, loaded.kind, train=False)
 
 
 def _batches(
