@@ -1,4 +1,9 @@
-"""Export a checkpoint and verify the exported graph on real validation images."""
+"""Export a checkpoint and verify every exported file on real validation images.
+
+For each file (ONNX FP32, optional INT8 and OpenVINO IR) the report holds the max abs difference to PyTorch on real
+images and the main metric (mAP50 or F1) on a validation subset before/after. It is printed, saved next to the model
+as ``<name>.verify.json``, and a failed check raises :class:`ExportCheckError` (the CLI exits non-zero).
+"""
 
 from __future__ import annotations
 
@@ -6,76 +11,163 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from kdinspect.engine.checkpoint import load_model
+from kdinspect.engine.checkpoint import LoadedModel, load_model
 from kdinspect.export.onnx import export_onnx, inference_module
-from kdinspect.export.verify import compare_outputs
+from kdinspect.export.verify import ExportMismatchError, compare_outputs
 from kdinspect.utils.io import write_json
 
-__all__ = ["export_checkpoint"]
+__all__ = ["ExportCheckError", "export_checkpoint", "parse_imgsz"]
 
 logger = logging.getLogger(__name__)
 
 
-def _input_size(cfg: Any, kind: str, imgsz: int | None) -> tuple[int, int]:
+class ExportCheckError(ExportMismatchError):
+    """An exported model failed its parity or metric check."""
+
+
+def parse_imgsz(value: str | int | None) -> tuple[int, int] | None:
+    """``640`` -> (640, 640); ``384x544`` -> (384, 544) (H x W); None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return (value, value)
+    parts = str(value).lower().split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError as err:
+        raise ValueError(f"image size {value!r} is not N or HxW") from err
+    if len(dims) not in (1, 2) or min(dims) <= 0:
+        raise ValueError(f"image size {value!r} is not N or HxW with positive numbers")
+    return (dims[0], dims[-1])
+
+
+def _input_size(cfg: Any, kind: str, imgsz: tuple[int, int] | None) -> tuple[int, int]:
     if imgsz:
-        return (imgsz, imgsz)
+        return imgsz
     size = cfg.data.imgsz if kind == "detection" else (cfg.data.eval_imgsz or cfg.data.imgsz)
     return (size, size)
 
 
-def _real_images(cfg: Any, kind: str, size: tuple[int, int], n: int) -> list[torch.Tensor]:
-    """Up to ``n`` validation images resized to ``size`` as (1, 3, H, W) tensors (empty if the data is missing)."""
-    import torch.nn.functional as F
+def _inputs(samples: list[Any], size: tuple[int, int], n: int) -> list[np.ndarray]:
+    """(1, 3, H, W) float32 runtime inputs made from the original files, as the deployed runtime makes them."""
+    from kdinspect.deploy.imageio import read_image
+    from kdinspect.deploy.postprocess import to_input_tensor
 
-    from kdinspect.data import build_dataset
+    return [to_input_tensor([read_image(s.meta.path)], size) for s in samples[:n]]
 
-    try:
-        ds = build_dataset(cfg.data, "val", kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        logger.warning("no validation images for the export check (%s); using random inputs", err)
-        return []
-    images = []
-    for i in range(min(n, len(ds))):
-        sample = ds[i]
-        if sample is None:
-            continue
-        img = sample.image[None]
-        if tuple(img.shape[-2:]) != size:
-            img = F.interpolate(img, size=size, mode="bilinear", align_corners=False)
-        images.append(img)
-    return images
+
+def _parity(loaded: LoadedModel, path: Path, inputs: list[np.ndarray], nms: bool, atol: float) -> dict[str, float]:
+    module = inference_module(loaded.model, loaded.kind, nms)
+    report = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], atol=atol, raise_on_fail=False)
+    bad = {k: v for k, v in report.items() if (k.startswith("max_abs") and v > atol) or (k.startswith("shape") and v)}
+    if bad:
+        raise ExportCheckError(f"{path}: runtime outputs differ from PyTorch beyond atol={atol}: {bad}")
+    return report
+
+
+def _int8(
+    loaded: LoadedModel, fp32: Path, inputs: list[np.ndarray], calib: list[np.ndarray], fmt: str, threads: int,
+    keep_slower: bool,
+) -> tuple[Path | None, dict[str, Any]]:
+    from kdinspect.export.quantize import quantize_onnx, time_model
+
+    path = fp32.with_name(f"{fp32.stem}.int8.onnx")
+    quantize_onnx(fp32, path, calib, fmt=fmt)
+    t32, t8 = time_model(fp32, inputs[0], threads), time_model(path, inputs[0], threads)
+    speedup = t32["median_ms"] / t8["median_ms"]
+    info: dict[str, Any] = {"file": str(path), "format": fmt, "calibration_images": len(calib),
+                            "fp32_latency": t32, "int8_latency": t8, "speedup": round(speedup, 3),
+                            "size_mb": round(path.stat().st_size / 1e6, 3)}
+    module = inference_module(loaded.model, loaded.kind, True)
+    info["parity"] = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], raise_on_fail=False)
+    if speedup <= 1.0 and not keep_slower:
+        logger.warning("INT8 (%s) is not faster than FP32 on this CPU (%.2f ms vs %.2f ms, %d thread(s)): removed",
+                       fmt, t8["median_ms"], t32["median_ms"], threads)
+        path.unlink()
+        info["kept"] = False
+        return None, info
+    info["kept"] = True
+    return path, info
 
 
 def export_checkpoint(
-    checkpoint: str | Path,
-    out: str | Path | None = None,
-    imgsz: int | None = None,
-    opset: int = 17,
-    dynamic: bool = False,
-    nms: bool = True,
-    verify_images: int = 8,
-    atol: float = 1e-3,
+    checkpoint: str | Path, out: str | Path | None = None, imgsz: int | str | tuple[int, int] | None = None,
+    opset: int = 17, dynamic: bool = False, nms: bool = True, verify_images: int = 8, atol: float = 1e-3,
+    metric_images: int = 32, max_metric_drop: float = 0.01, int8: str | None = None, calib_images: int = 32,
+    max_int8_drop: float = 0.02, keep_slower_int8: bool = False, openvino: bool = False, threads: int = 1,
+    data_root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Export ``checkpoint`` to ONNX and compare ONNX Runtime with PyTorch on real validation images.
+    """Export ``checkpoint`` to ONNX (and optionally INT8 / OpenVINO IR) and check each file.
 
-    Writes ``<out>`` and ``<out>.verify.json``; raises ``ExportMismatchError`` when outputs differ beyond ``atol``.
+    Args:
+        checkpoint: a ``.safetensors`` checkpoint.
+        out: output ``.onnx`` (default: beside the checkpoint).
+        imgsz: input size ``N`` or ``(H, W)`` / ``"HxW"`` (default: from the run config).
+        opset: ONNX opset.
+        dynamic: dynamic batch axis (else batch 1).
+        nms: detectors: NMS inside the graph (``dets``) or on the host (``boxes``/``scores``).
+        verify_images: real validation images for the output comparison.
+        atol: largest accepted abs difference between PyTorch and the runtime (FP32 and OpenVINO).
+        metric_images: validation images for the metric check (0 = skip).
+        max_metric_drop: largest accepted drop of the main metric (absolute) for FP32 / OpenVINO.
+        int8: ``qdq`` or ``qoperator`` to also write ``<name>.int8.onnx`` (None = no INT8).
+        calib_images: training images used to calibrate INT8.
+        max_int8_drop: largest accepted drop of the main metric for INT8.
+        keep_slower_int8: keep the INT8 file even when it is not faster than FP32 here.
+        openvino: also write an OpenVINO IR.
+        threads: threads for the runtime check and the INT8 timing.
+        data_root: dataset folder for the checks (default: ``data.root`` of the run config).
+
+    Raises:
+        ExportCheckError: a parity or metric check failed (the report is still written).
     """
+    from kdinspect.export.check import load_val_subset, metric_check
+
     loaded = load_model(checkpoint)
-    size = _input_size(loaded.cfg, loaded.kind, imgsz)
+    if data_root is not None:
+        loaded.cfg.data.root = str(data_root)
+    size = _input_size(loaded.cfg, loaded.kind, parse_imgsz(imgsz) if not isinstance(imgsz, tuple) else imgsz)
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
     export_onnx(loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms)
-    images = _real_images(loaded.cfg, loaded.kind, size, verify_images) or [torch.rand(1, 3, *size)]
-    report: dict[str, Any] = {"onnx": str(out), "input_size": list(size), "verify_images": len(images), "atol": atol}
-    report |= compare_outputs(
-        inference_module(loaded.model, loaded.kind, nms), out, images, atol=atol, raise_on_fail=False
-    )
-    write_json(out.with_suffix(".verify.json"), report)
-    bad = {k: v for k, v in report.items() if k.startswith("max_abs_diff") and v > atol}
-    if bad:
-        from kdinspect.export.verify import ExportMismatchError
+    samples = load_val_subset(loaded, max(verify_images, metric_images, 1))
+    inputs = _inputs(samples, size, max(verify_images, 1))
+    report: dict[str, Any] = {"checkpoint": str(checkpoint), "onnx": str(out), "input_size": list(size),
+                              "dynamic_batch": dynamic, "nms": "graph" if nms else "host", "atol": atol,
+                              "verify_images": len(inputs), "size_mb": round(out.stat().st_size / 1e6, 3)}
+    verify_path = out.with_suffix(".verify.json")
+    try:
+        report["parity"] = _parity(loaded, out, inputs, nms, atol)
+        if dynamic:
+            report["parity_batch2"] = _parity(loaded, out, [np.concatenate(inputs[:2] * 2)[:2]], nms, atol)
+        models: dict[str, Path] = {"onnx": out}
+        if openvino:
+            from kdinspect.export.openvino import export_openvino
 
-        raise ExportMismatchError(f"{out}: ONNX Runtime differs from PyTorch beyond atol={atol}: {bad}")
-    logger.info("export verified on %d image(s): %s", len(images), report)
+            models["openvino"] = export_openvino(out)
+            report["openvino"] = {"file": str(models["openvino"])} | _parity(loaded, models["openvino"], inputs,
+                                                                              nms, atol)
+        if int8:
+            calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
+            path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)
+            if path is not None:
+                models["int8"] = path
+        if metric_images:
+            report["metric_check"] = metric_check(loaded, models, samples[:metric_images], threads)
+            _check_drops(report["metric_check"], max_metric_drop, max_int8_drop)
+    finally:
+        write_json(verify_path, report)
+    logger.info("export verified: %s (report %s)", out, verify_path)
     return report
+
+
+def _check_drops(check: dict[str, Any], max_drop: float, max_int8_drop: float) -> None:
+    for key, delta in check.items():
+        if not key.startswith("delta_"):
+            continue
+        limit = max_int8_drop if key == "delta_int8" else max_drop
+        if delta < -limit:
+            raise ExportCheckError(f"{check['metric']} drops by {-delta:.4f} for {key[6:]} "
+                                   f"(PyTorch {check['pytorch']:.4f}, limit {limit}) on {check['images']} images")
