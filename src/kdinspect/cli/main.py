@@ -16,8 +16,12 @@ from kdinspect.cli import (
     export_cmd,
     fewshot_cmd,
     info_cmd,
+    keys_cmd,
     predict_cmd,
+    receive_cmd,
+    serve_cmd,
     softlabels_cmd,
+    stream_cmd,
     train_cmd,
 )
 from kdinspect.utils.logging import setup_logging
@@ -38,6 +42,10 @@ COMMANDS: list[ModuleType] = [
     softlabels_cmd,
     fewshot_cmd,
     add_classes_cmd,
+    stream_cmd,
+    receive_cmd,
+    serve_cmd,
+    keys_cmd,
 ]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.

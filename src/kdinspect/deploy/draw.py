@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["color_for", "draw_detections", "overlay_mask"]
+__all__ = ["Window", "color_for", "draw_detections", "overlay_mask"]
 
 _PALETTE = [
     (230, 25, 75),
@@ -81,3 +81,23 @@ def overlay_mask(
     sel = prob >= threshold
     out[sel] = (1 - alpha) * out[sel] + alpha * np.asarray(color, dtype=np.float32)
     return out.clip(0, 255).astype(np.uint8)
+
+
+class Window:
+    """A local OpenCV window; ``show`` returns False once the user pressed q or Esc."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        try:
+            cv2.namedWindow(name, cv2.WINDOW_NORMAL)
+        except cv2.error as err:
+            raise RuntimeError("--show needs OpenCV with GUI support (pip install opencv-python; the headless "
+                               "build has no windows)") from err
+
+    def show(self, rgb: np.ndarray) -> bool:
+        """Show a frame; False when the user pressed q or Esc."""
+        cv2.imshow(self.name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.name)

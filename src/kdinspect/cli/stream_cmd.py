@@ -1,0 +1,61 @@
+"""``kdinspect stream``: live inference on a camera, video, RTSP URL or folder; results published over ZeroMQ."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "stream"
+HELP = "run an exported model on a live source (newest frame wins); show, record and/or publish results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="exported .onnx (or OpenVINO .xml)")
+    p.add_argument("--source", required=True, help="camera index, video file, rtsp:// or http:// URL, image folder")
+    p.add_argument("--publish", default=None, metavar="tcp://HOST:PORT",
+                   help="publish results over ZeroMQ PUB (bind address; use 127.0.0.1 unless it must leave the box)")
+    p.add_argument("--reliable", action="store_true", help="lossless publishing: wait for slow receivers")
+    p.add_argument("--wait-subscriber", type=float, default=0.0, metavar="S",
+                   help="wait up to S seconds for a receiver before starting")
+    p.add_argument("--curve-secret", default=None, help="CURVE: the sender's server.key_secret (from 'kdinspect keys')")
+    p.add_argument("--curve-clients", default=None, help="CURVE: folder of authorised client public keys")
+    p.add_argument("--show", action="store_true", help="show the overlays in a local window")
+    p.add_argument("--record", default=None, help="write the overlays to a video file")
+    p.add_argument("--every-frame", action="store_true", help="process every frame of files (no dropping)")
+    p.add_argument("--fps", type=float, default=None, help="pacing of files/folders (default: the video's own)")
+    p.add_argument("--loop", action="store_true", help="restart files and folders at the end")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--conf", type=float, default=None, help="detection score threshold (default: from export)")
+    p.add_argument("--mask-thr", type=float, default=0.5)
+    p.add_argument("--jpeg-quality", type=int, default=80)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdinspect.deploy.runtime import OrtModel
+    from kdinspect.deploy.sources import open_source
+    from kdinspect.deploy.stream import run_stream
+    from kdinspect.deploy.transport import CurveServer, ResultPublisher
+
+    model = OrtModel(args.model, threads=args.threads, score_thr=args.conf, mask_thr=args.mask_thr)
+    publisher = None
+    if args.publish:
+        curve = None
+        if args.curve_secret:
+            curve = CurveServer(Path(args.curve_secret), Path(args.curve_clients) if args.curve_clients else None)
+        publisher = ResultPublisher(args.publish, reliable=args.reliable, curve=curve)
+        if args.wait_subscriber and not publisher.wait_for_subscriber(args.wait_subscriber):
+            publisher.close(0.1)
+            raise TimeoutError(f"no receiver subscribed to {args.publish} within {args.wait_subscriber} s")
+    source = open_source(args.source, every_frame=args.every_frame, fps=args.fps, loop=args.loop)
+    try:
+        summary = run_stream(model, source, publisher, args.record, args.show, args.max_frames, args.duration,
+                             args.jpeg_quality)
+    finally:
+        source.close()
+        if publisher is not None:
+            publisher.close()
+    print(json.dumps(summary))
+    return 0

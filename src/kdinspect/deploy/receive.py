@@ -1,0 +1,60 @@
+"""The receiving side of a result stream: show / save frames, JSON-lines log, drop and latency report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kdinspect.deploy.draw import Window
+from kdinspect.deploy.transport import CurveClient, ResultReceiver
+
+__all__ = ["receive_stream"]
+
+logger = logging.getLogger(__name__)
+
+
+def receive_stream(
+    endpoint: str, curve: CurveClient | None = None, show: bool = False, save_dir: str | Path | None = None,
+    log_path: str | Path | None = None, count: int | None = None, timeout: float | None = None,
+) -> dict[str, Any]:
+    """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C.
+
+    Returns:
+        :meth:`ReceiverStats.summary`: received, dropped (sequence gaps), published (from the end message),
+        latency percentiles (capture on the sender -> received here; needs synchronised clocks across machines).
+    """
+    window = Window(f"kdinspect: {endpoint}") if show else None
+    receiver = ResultReceiver(endpoint, curve)
+    save = Path(save_dir) if save_dir else None
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed in finally
+    try:
+        while count is None or receiver.stats.received < count:
+            msg = receiver.recv(timeout)
+            if msg is None:
+                break  # end of stream or idle timeout
+            if log is not None:
+                log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")
+            if save is not None and msg.jpeg:
+                (save / f"{msg.meta['seq']:08d}.jpg").write_bytes(msg.jpeg)
+            if window is not None and msg.jpeg:
+                bgr = cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_COLOR)
+                if not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+                    break
+    except KeyboardInterrupt:
+        logger.info("interrupted")
+    finally:
+        if log is not None:
+            log.close()
+        if window is not None:
+            window.close()
+        receiver.close()
+    summary = receiver.stats.summary()
+    logger.info("received: %s", summary)
+    return summary

@@ -1,0 +1,131 @@
+"""Live stream over loopback: newest-frame source, 1,000 frames published and received, lossless mode, CURVE."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("zmq")
+
+from kdinspect.cli.main import main  # noqa: E402
+from kdinspect.deploy import OrtModel  # noqa: E402
+from kdinspect.deploy.sources import open_source  # noqa: E402
+from kdinspect.deploy.stream import run_stream  # noqa: E402
+from kdinspect.deploy.transport import (  # noqa: E402
+    CurveClient,
+    CurveServer,
+    ResultPublisher,
+    ResultReceiver,
+    create_curve_keys,
+)
+from tests.helpers.deploy_models import export_tiny_detector, square_image  # noqa: E402
+from tests.helpers.runs import subprocess_env  # noqa: E402
+from tests.helpers.servers import free_port  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("stream")
+    video = root / "frames.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    base = cv2.cvtColor(square_image((48, 64)), cv2.COLOR_RGB2BGR)
+    for i in range(1000):
+        writer.write(np.roll(base, i % 64, axis=1))
+    writer.release()
+    return {"video": video, "model": export_tiny_detector(root / "det.onnx")}
+
+
+def _receive_in_thread(endpoint: str, delay: float, hwm: int, out: dict) -> threading.Thread:
+    def work() -> None:
+        rx = ResultReceiver(endpoint, hwm=hwm)
+        out["ready"] = True
+        while rx.recv(timeout=20) is not None:
+            time.sleep(delay)
+        out["stats"] = rx.stats
+        rx.close()
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    return t
+
+
+def test_live_mode_counts_every_drop(assets: dict[str, Path]) -> None:
+    """A slow receiver on the live link: frames are dropped, and received + dropped == published exactly."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ResultPublisher(endpoint, reliable=False, hwm=2)
+    out: dict = {}
+    thread = _receive_in_thread(endpoint, delay=0.004, hwm=2, out=out)
+    assert pub.wait_for_subscriber(20)
+    with open_source(str(assets["video"]), every_frame=True) as src:
+        summary = run_stream(OrtModel(assets["model"], threads=1), src, pub)
+    pub.close()
+    thread.join(60)
+    stats = out["stats"]
+    assert summary["processed"] == 1000 and stats.published == 1000 and stats.ended
+    assert stats.received + stats.dropped == 1000
+    assert stats.dropped > 0 and stats.dropped == summary["publish_dropped"]
+
+
+def test_reliable_mode_cli_loses_nothing(assets: dict[str, Path], tmp_path: Path) -> None:
+    """``kdinspect stream --reliable`` -> ``kdinspect receive`` (another process): all 1,000 frames arrive."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    summary_file, log = tmp_path / "summary.json", tmp_path / "log.jsonl"
+    rx = subprocess.Popen(
+        [sys.executable, "-m", "kdinspect", "receive", "--connect", endpoint, "--summary", str(summary_file),
+         "--log", str(log), "--save", str(tmp_path / "frames"), "--timeout", "30"],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert main(["stream", "--model", str(assets["model"]), "--source", str(assets["video"]), "--publish",
+                     endpoint, "--reliable", "--every-frame", "--wait-subscriber", "30", "--threads", "1"]) == 0
+        _, err = rx.communicate(timeout=60)
+    finally:
+        rx.kill()
+    assert rx.returncode == 0, err
+    stats = json.loads(summary_file.read_text())
+    assert stats["received"] == 1000 and stats["dropped"] == 0 and stats["published"] == 1000
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [m["seq"] for m in lines] == list(range(1000))
+    assert {"t_capture", "t_publish", "result", "latency_ms"} <= set(lines[0])
+    assert len(lines[0]["result"]["detections"]) == 2
+    assert len(list((tmp_path / "frames").glob("*.jpg"))) == 1000
+    assert stats["latency_ms_p50"] is not None and stats["latency_ms_p50"] >= 0
+
+
+def test_newest_frame_source_drops_stale_frames(assets: dict[str, Path]) -> None:
+    """A slow consumer on a real-time source gets recent frames; the stale ones are counted, not queued."""
+    with open_source(str(assets["video"]), fps=500) as src:
+        got = []
+        for _ in range(10):
+            frame = src.get(timeout=5)
+            assert frame is not None
+            got.append(frame.index)
+            assert time.time() - frame.t_capture < 0.05  # never an old frame
+            time.sleep(0.03)
+    assert got == sorted(got) and got[-1] - got[0] > 30 and src.dropped > 0
+
+
+def test_curve_encrypted_and_authenticated(tmp_path: Path) -> None:
+    keys = create_curve_keys(tmp_path / "keys")
+    stranger = create_curve_keys(tmp_path / "other")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ResultPublisher(endpoint, reliable=True, curve=CurveServer(keys["server_secret"], keys["authorized_clients"]))
+    good = ResultReceiver(endpoint, CurveClient(keys["server_public"], keys["client_secret"]))
+    bad = ResultReceiver(endpoint, CurveClient(keys["server_public"], stranger["client_secret"]))
+    assert pub.wait_for_subscriber(10)
+    for i in range(5):
+        pub.publish({"t_capture": time.time(), "i": i}, b"\xff\xd8jpeg")
+    msgs = [good.recv(timeout=5) for _ in range(5)]
+    assert [m.meta["i"] for m in msgs] == list(range(5)) and msgs[0].jpeg == b"\xff\xd8jpeg"
+    assert bad.recv(timeout=0.5) is None  # not an authorised client key: nothing arrives
+    pub.close(0.5)
+    good.close()
+    bad.close()
