@@ -69,7 +69,7 @@ class _WithNMS(nn.Module):
 
     def forward(self, images: Tensor) -> DetsOut:
         boxes, scores = self.det.raw(images)
-        b, a, c = scores.shape
+        _, a, c = scores.shape
         flat = scores.reshape(-1)
         keep = torch.nonzero(flat > self.score_thr).squeeze(1)
         img_idx = torch.div(keep, a * c, rounding_mode="floor")
@@ -82,7 +82,7 @@ class _WithNMS(nn.Module):
         return DetsOut(dets)
 
 
-def square_image(size: tuple[int, int] = (96, 128)) -> "torch.Tensor":
+def square_image(size: tuple[int, int] = (96, 128)) -> torch.Tensor:
     """uint8 (H, W, 3) grey image with a dark square in the top-left cell and a red one bottom-right."""
     import numpy as np
 
@@ -95,8 +95,7 @@ def square_image(size: tuple[int, int] = (96, 128)) -> "torch.Tensor":
 
 def export_tiny_detector(path: Path, nms: bool = True, dynamic: bool = False, size: int = 64) -> Path:
     model = TinyDetector(size).eval()
-    return export_onnx(model, path, (size, size), "detection", CLASSES, "tiny_det", opset=17, dynamic=dynamic,
-                       nms=nms)
+    return export_onnx(model, path, (size, size), "detection", CLASSES, "tiny_det", opset=17, dynamic=dynamic, nms=nms)
 
 
 def export_tiny_segmenter(path: Path, size: tuple[int, int] = (64, 64), dynamic: bool = False) -> Path:

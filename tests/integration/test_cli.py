@@ -44,7 +44,9 @@ def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     pytest.importorskip("onnxruntime")
     assert main(["export", str(run / "best.safetensors"), "--out", str(tmp_path / "m.onnx"), "--imgsz", "64"]) == 0
     verify = json.loads((tmp_path / "m.verify.json").read_text())
-    assert verify["verify_images"] == 8 and verify["max_abs_diff_prob"] < 1e-3
+    assert verify["verify_images"] == 8 and verify["parity"]["max_abs_diff_prob"] < 1e-3
+    check = verify["metric_check"]
+    assert check["metric"] == "f1" and abs(check["delta_onnx"]) <= 0.01 and check["images"] == 8
 
     imgs = sorted((tmp_path / "data").rglob("*.png"))
     src = tmp_path / "src"
@@ -56,6 +58,13 @@ def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     assert {Path(r["image"]).name for r in results} == {"a.png", "broken.jpg"}
     assert any("error" in r for r in results) and any("defect_ratio" in r for r in results)
     assert (tmp_path / "pred" / "overlays" / "a.jpg").is_file() and (tmp_path / "pred" / "masks" / "a.png").is_file()
+
+    # the same through the exported model and the torch-free runtime
+    assert main(["predict", str(tmp_path / "m.onnx"), str(src), "--out", str(tmp_path / "pred_onnx")]) == 0
+    onnx_results = json.loads((tmp_path / "pred_onnx" / "results.json").read_text())["results"]
+    by_name = {Path(r["image"]).name: r for r in onnx_results}
+    assert "error" in by_name["broken.jpg"] and by_name["a.png"]["task"] == "segmentation"
+    assert (tmp_path / "pred_onnx" / "overlays" / "a.jpg").is_file()
 
 
 def test_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

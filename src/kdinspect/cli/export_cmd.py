@@ -20,8 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-images", type=int, default=8, help="real images for the parity check")
     p.add_argument("--metric-images", type=int, default=32, help="validation images for the metric check (0 = off)")
     p.add_argument("--max-drop", type=float, default=0.01, help="largest accepted metric drop (FP32, OpenVINO)")
-    p.add_argument("--int8", choices=["qdq", "qoperator"], default=None,
-                   help="also write an INT8 model (ONNX Runtime static quantization); kept only if faster here")
+    p.add_argument(
+        "--int8",
+        choices=["qdq", "qoperator"],
+        default=None,
+        help="also write an INT8 model (ONNX Runtime static quantization); kept only if faster here",
+    )
     p.add_argument("--calib-images", type=int, default=32, help="training images for INT8 calibration")
     p.add_argument("--max-int8-drop", type=float, default=0.02, help="largest accepted metric drop for INT8")
     p.add_argument("--keep-slower-int8", action="store_true", help="keep INT8 even if it is slower than FP32")
@@ -34,11 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from kdinspect.export.api import export_checkpoint
 
     report = export_checkpoint(
-        args.checkpoint, args.out, args.imgsz, args.opset, args.dynamic, not args.no_nms,
-        verify_images=args.verify_images, atol=args.atol, metric_images=args.metric_images,
-        max_metric_drop=args.max_drop, int8=args.int8, calib_images=args.calib_images,
-        max_int8_drop=args.max_int8_drop, keep_slower_int8=args.keep_slower_int8, openvino=args.openvino,
-        threads=args.threads, data_root=args.data_root,
+        args.checkpoint,
+        args.out,
+        args.imgsz,
+        args.opset,
+        args.dynamic,
+        not args.no_nms,
+        verify_images=args.verify_images,
+        atol=args.atol,
+        metric_images=args.metric_images,
+        max_metric_drop=args.max_drop,
+        int8=args.int8,
+        calib_images=args.calib_images,
+        max_int8_drop=args.max_int8_drop,
+        keep_slower_int8=args.keep_slower_int8,
+        openvino=args.openvino,
+        threads=args.threads,
+        data_root=args.data_root,
     )
     report.get("metric_check", {}).pop("details", None)
     print(json.dumps(report, indent=2))

@@ -11,7 +11,9 @@ HELP = "receive a stream's results over ZeroMQ: show or save frames, log JSON li
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connect", required=True, metavar="tcp://HOST:PORT", help="address of 'kdinspect stream --publish'")
+    p.add_argument(
+        "--connect", required=True, metavar="tcp://HOST:PORT", help="address of 'kdinspect stream --publish'"
+    )
     p.add_argument("--show", action="store_true", help="show frames in a window (needs OpenCV with GUI support)")
     p.add_argument("--save", default=None, metavar="DIR", help="save every received JPEG overlay here")
     p.add_argument("--log", default=None, metavar="FILE", help="append each frame's metadata as a JSON line")

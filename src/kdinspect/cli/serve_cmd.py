@@ -17,13 +17,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="exported .onnx (or OpenVINO .xml)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", default=os.environ.get("KDINSPECT_API_KEY"),
-                   help="require this key in X-API-Key (default: $KDINSPECT_API_KEY; none = open)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("KDINSPECT_API_KEY"),
+        help="require this key in X-API-Key (default: $KDINSPECT_API_KEY; none = open)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (H*W, read from the header)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
-    p.add_argument("--watch", default=None, metavar="tcp://HOST:PORT",
-                   help="show the results of a 'kdinspect stream --publish' on the page")
+    p.add_argument(
+        "--watch",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="show the results of a 'kdinspect stream --publish' on the page",
+    )
     p.add_argument("--curve-server-key", default=None, help="CURVE for --watch: the sender's server.key")
     p.add_argument("--curve-secret", default=None, help="CURVE for --watch: this side's client.key_secret")
 

@@ -13,11 +13,20 @@ HELP = "run an exported model on a live source (newest frame wins); show, record
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="exported .onnx (or OpenVINO .xml)")
     p.add_argument("--source", required=True, help="camera index, video file, rtsp:// or http:// URL, image folder")
-    p.add_argument("--publish", default=None, metavar="tcp://HOST:PORT",
-                   help="publish results over ZeroMQ PUB (bind address; use 127.0.0.1 unless it must leave the box)")
+    p.add_argument(
+        "--publish",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="publish results over ZeroMQ PUB (bind address; use 127.0.0.1 unless it must leave the box)",
+    )
     p.add_argument("--reliable", action="store_true", help="lossless publishing: wait for slow receivers")
-    p.add_argument("--wait-subscriber", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for a receiver before starting")
+    p.add_argument(
+        "--wait-subscriber",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for a receiver before starting",
+    )
     p.add_argument("--curve-secret", default=None, help="CURVE: the sender's server.key_secret (from 'kdinspect keys')")
     p.add_argument("--curve-clients", default=None, help="CURVE: folder of authorised client public keys")
     p.add_argument("--show", action="store_true", help="show the overlays in a local window")
@@ -51,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
             raise TimeoutError(f"no receiver subscribed to {args.publish} within {args.wait_subscriber} s")
     source = open_source(args.source, every_frame=args.every_frame, fps=args.fps, loop=args.loop)
     try:
-        summary = run_stream(model, source, publisher, args.record, args.show, args.max_frames, args.duration,
-                             args.jpeg_quality)
+        summary = run_stream(
+            model, source, publisher, args.record, args.show, args.max_frames, args.duration, args.jpeg_quality
+        )
     finally:
         source.close()
         if publisher is not None:

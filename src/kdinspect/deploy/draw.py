@@ -52,10 +52,9 @@ def draw_detections(
     h, w = out.shape[:2]
     t = thickness or max(1, round(min(h, w) / 250))
     font = max(0.35, min(h, w) / 900)
-    for box, score, label in zip(
-        np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()
-    ):
-        x1, y1, x2, y2 = (round(v) for v in box)
+    boxes, scores, labels = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()
+    for box, score, label in zip(boxes, scores, labels):
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         color = color_for(int(label))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
         name = classes[int(label)] if 0 <= int(label) < len(classes) else str(int(label))
@@ -91,8 +90,9 @@ class Window:
         try:
             cv2.namedWindow(name, cv2.WINDOW_NORMAL)
         except cv2.error as err:
-            raise RuntimeError("--show needs OpenCV with GUI support (pip install opencv-python; the headless "
-                               "build has no windows)") from err
+            raise RuntimeError(
+                "--show needs OpenCV with GUI support (pip install opencv-python; the headless build has no windows)"
+            ) from err
 
     def show(self, rgb: np.ndarray) -> bool:
         """Show a frame; False when the user pressed q or Esc."""

@@ -96,11 +96,14 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000, source: str = "") ->
         raise ImageDecodeError("empty input (0 bytes)", source)
     fmt, size = image_header_size(data)
     if fmt == "unknown":
-        raise ImageDecodeError(f"not an image: unknown format (first bytes {data[:8].hex()}); "
-                               "expected JPEG, PNG, BMP, WebP or TIFF", source)
+        raise ImageDecodeError(
+            f"not an image: unknown format (first bytes {data[:8].hex()}); expected JPEG, PNG, BMP, WebP or TIFF",
+            source,
+        )
     if size is not None and size[0] * size[1] > max_pixels:
-        raise ImageDecodeError(f"image too large: {size[1]}x{size[0]} = {size[0] * size[1]} pixels "
-                               f"(limit {max_pixels})", source)
+        raise ImageDecodeError(
+            f"image too large: {size[1]}x{size[0]} = {size[0] * size[1]} pixels (limit {max_pixels})", source
+        )
     if _is_truncated(fmt, data):
         raise ImageDecodeError(f"truncated {fmt.upper()} (no end marker)", source)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -38,8 +38,12 @@ class DetectionResult:
     def to_json(self) -> dict[str, Any]:
         h, w = self.image_size
         dets = [
-            {"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
-             "class": self.classes[int(lb)] if 0 <= int(lb) < len(self.classes) else str(int(lb))}
+            {
+                "box": [round(float(v), 2) for v in b],
+                "score": round(float(s), 4),
+                "label": int(lb),
+                "class": self.classes[int(lb)] if 0 <= int(lb) < len(self.classes) else str(int(lb)),
+            }
             for b, s, lb in zip(self.boxes, self.scores, self.labels)
         ]
         return {"task": "detection", "width": w, "height": h, "detections": dets}
@@ -61,8 +65,14 @@ class SegmentationResult:
         h, w = self.prob.shape
         mask = self.mask
         n = int(mask.sum())
-        out: dict[str, Any] = {"task": "segmentation", "width": w, "height": h, "threshold": self.threshold,
-                               "defect_pixels": n, "defect_ratio": round(n / max(1, h * w), 6)}
+        out: dict[str, Any] = {
+            "task": "segmentation",
+            "width": w,
+            "height": h,
+            "threshold": self.threshold,
+            "defect_pixels": n,
+            "defect_ratio": round(n / max(1, h * w), 6),
+        }
         if n:
             ys, xs = np.nonzero(mask)
             out["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
@@ -101,7 +111,11 @@ def _scale_boxes(boxes: np.ndarray, input_size: tuple[int, int], image_size: tup
 
 
 def split_dets(
-    dets: np.ndarray, batch: int, score_thr: float, input_size: tuple[int, int], image_sizes: Sequence[tuple[int, int]],
+    dets: np.ndarray,
+    batch: int,
+    score_thr: float,
+    input_size: tuple[int, int],
+    image_sizes: Sequence[tuple[int, int]],
     classes: Sequence[str],
 ) -> list[DetectionResult]:
     """Split the in-graph-NMS output ``dets`` (N, 7) ``[batch, x1, y1, x2, y2, score, class]`` per image."""
@@ -110,13 +124,24 @@ def split_dets(
     for b in range(batch):
         d = dets[(dets[:, 0] == b) & (dets[:, 5] >= score_thr)]
         d = d[np.argsort(-d[:, 5], kind="stable")]
-        out.append(DetectionResult(_scale_boxes(d[:, 1:5], input_size, image_sizes[b]), d[:, 5].copy(),
-                                   d[:, 6].astype(np.int64), classes, tuple(image_sizes[b])))
+        out.append(
+            DetectionResult(
+                _scale_boxes(d[:, 1:5], input_size, image_sizes[b]),
+                d[:, 5].copy(),
+                d[:, 6].astype(np.int64),
+                classes,
+                tuple(image_sizes[b]),
+            )
+        )
     return out
 
 
 def host_nms(
-    boxes: np.ndarray, scores: np.ndarray, score_thr: float, iou_thr: float, max_det: int = 300,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    score_thr: float,
+    iou_thr: float,
+    max_det: int = 300,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class-wise NMS of one image (OpenCV ``NMSBoxesBatched``).
 
@@ -133,7 +158,8 @@ def host_nms(
     b = boxes[cand_a].astype(np.float32)
     s = scores[cand_a, cand_c].astype(np.float32)
     xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-    keep = np.asarray(cv2.dnn.NMSBoxesBatched(xywh.tolist(), s.tolist(), cand_c.tolist(), score_thr, iou_thr),
-                      np.int64).reshape(-1)
+    keep = np.asarray(
+        cv2.dnn.NMSBoxesBatched(xywh.tolist(), s.tolist(), cand_c.tolist(), score_thr, iou_thr), np.int64
+    ).reshape(-1)
     keep = keep[np.argsort(-s[keep], kind="stable")][:max_det]
     return b[keep], s[keep], cand_c[keep].astype(np.int64)

@@ -19,8 +19,13 @@ logger = logging.getLogger(__name__)
 
 
 def receive_stream(
-    endpoint: str, curve: CurveClient | None = None, show: bool = False, save_dir: str | Path | None = None,
-    log_path: str | Path | None = None, count: int | None = None, timeout: float | None = None,
+    endpoint: str,
+    curve: CurveClient | None = None,
+    show: bool = False,
+    save_dir: str | Path | None = None,
+    log_path: str | Path | None = None,
+    count: int | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C.
 

@@ -51,8 +51,10 @@ def _parse_metadata(meta: dict[str, str], input_shape: Sequence[Any], source: st
     """ModelInfo from ``kdinspect.*`` metadata and the ``images`` input shape."""
     missing = [k for k in ("kdinspect.task", "kdinspect.input_size") if k not in meta]
     if missing:
-        raise ValueError(f"{source}: not a kdinspect export, metadata lacks {missing} "
-                         f"(found keys {sorted(meta)}); export it with 'kdinspect export'")
+        raise ValueError(
+            f"{source}: not a kdinspect export, metadata lacks {missing} "
+            f"(found keys {sorted(meta)}); export it with 'kdinspect export'"
+        )
     task = meta["kdinspect.task"]
     if task not in ("detection", "segmentation"):
         raise ValueError(f"{source}: kdinspect.task {task!r} not in ['detection', 'segmentation']")
@@ -96,7 +98,9 @@ class _OrtBackend:
         if "TensorrtExecutionProvider" in provs:
             cache = str(path.parent / "trt_cache")
             provs[provs.index("TensorrtExecutionProvider")] = (
-                "TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache})
+                "TensorrtExecutionProvider",
+                {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache},
+            )
         self.session = ort.InferenceSession(str(path), opts, providers=provs)
         self.providers = self.session.get_providers()
         inp = self.session.get_inputs()[0]
@@ -152,8 +156,13 @@ class OrtModel:
     """
 
     def __init__(
-        self, path: str | Path, threads: int | None = None, providers: Sequence[str] | None = None,
-        score_thr: float | None = None, mask_thr: float = 0.5, max_det: int = 300,
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        score_thr: float | None = None,
+        mask_thr: float = 0.5,
+        max_det: int = 300,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -169,8 +178,13 @@ class OrtModel:
         self.mask_thr = mask_thr
         self.max_det = max_det
         self.last_timing: dict[str, float] = {}
-        logger.info("loaded %s (%s, input %s, providers %s)", self.path, self.info.task, self.info.input_size,
-                    self.backend.providers)
+        logger.info(
+            "loaded %s (%s, input %s, providers %s)",
+            self.path,
+            self.info.task,
+            self.info.input_size,
+            self.backend.providers,
+        )
 
     @property
     def providers(self) -> list[str]:
@@ -197,8 +211,11 @@ class OrtModel:
         t2 = time.perf_counter()
         sizes = [img.shape[:2] for img in images]
         results = self._postprocess(outputs, sizes)
-        self.last_timing = {"preprocess_ms": (t1 - t0) * 1e3, "inference_ms": (t2 - t1) * 1e3,
-                            "postprocess_ms": (time.perf_counter() - t2) * 1e3}
+        self.last_timing = {
+            "preprocess_ms": (t1 - t0) * 1e3,
+            "inference_ms": (t2 - t1) * 1e3,
+            "postprocess_ms": (time.perf_counter() - t2) * 1e3,
+        }
         return results
 
     def _postprocess(self, outputs: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]]) -> list[Result]:
@@ -207,18 +224,32 @@ class OrtModel:
             import cv2
 
             probs = outputs["prob"][:, 0]
-            return [SegmentationResult(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) if p.shape != (h, w)
-                                       else p, self.mask_thr) for p, (h, w) in zip(probs, sizes)]
+            return [
+                SegmentationResult(
+                    cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) if p.shape != (h, w) else p, self.mask_thr
+                )
+                for p, (h, w) in zip(probs, sizes)
+            ]
         if "dets" in outputs:
             return split_dets(outputs["dets"], len(sizes), self.score_thr, info.input_size, sizes, info.classes)
         if "boxes" not in outputs or "scores" not in outputs:
-            raise ValueError(f"{self.path}: detection model outputs {sorted(outputs)}; expected 'dets' or "
-                             "'boxes' and 'scores'")
+            raise ValueError(
+                f"{self.path}: detection model outputs {sorted(outputs)}; expected 'dets' or 'boxes' and 'scores'"
+            )
         results = []
         for b, size in enumerate(sizes):
-            boxes, scores, labels = host_nms(outputs["boxes"][b], outputs["scores"][b], self.score_thr,
-                                             info.iou_thr, self.max_det)
-            results += split_dets(np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes, scores[:, None],
-                                                  labels[:, None].astype(np.float32)], axis=1),
-                                  1, self.score_thr, info.input_size, [size], info.classes)
+            boxes, scores, labels = host_nms(
+                outputs["boxes"][b], outputs["scores"][b], self.score_thr, info.iou_thr, self.max_det
+            )
+            results += split_dets(
+                np.concatenate(
+                    [np.zeros((len(boxes), 1), np.float32), boxes, scores[:, None], labels[:, None].astype(np.float32)],
+                    axis=1,
+                ),
+                1,
+                self.score_thr,
+                info.input_size,
+                [size],
+                info.classes,
+            )
         return results

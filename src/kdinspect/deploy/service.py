@@ -16,7 +16,7 @@ import importlib.resources
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,11 @@ class StreamWatcher:
                 self.latest = (msg.meta | {"latency_ms": round(msg.latency_ms, 3)}, msg.jpeg)
 
     def status(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, **self.receiver.stats.summary(),
-                "latest": self.latest[0] if self.latest else None}
+        return {
+            "endpoint": self.endpoint,
+            **self.receiver.stats.summary(),
+            "latest": self.latest[0] if self.latest else None,
+        }
 
     def close(self) -> None:
         self._stop.set()
@@ -95,13 +98,19 @@ async def _upload_bytes(request: Request, limits: ServiceLimits) -> tuple[bytes,
     ctype = request.headers.get("content-type", "")
     try:
         if ctype.startswith("multipart/form-data"):
-            parser = MultiPartParser(request.headers, _read_body(request, limits.max_bytes), max_files=1,
-                                     max_fields=8, max_part_size=limits.max_bytes)
+            parser = MultiPartParser(
+                request.headers,
+                _read_body(request, limits.max_bytes),
+                max_files=1,
+                max_fields=8,
+                max_part_size=limits.max_bytes,
+            )
             form = await parser.parse()
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
-                raise HTTPException(422, f"expected the image in a multipart file field named 'file'; got fields "
-                                         f"{sorted(form.keys())}")
+                raise HTTPException(
+                    422, f"expected the image in a multipart file field named 'file'; got fields {sorted(form.keys())}"
+                )
             return await upload.read(), upload.filename or "file"
         if ctype.startswith(("image/", "application/octet-stream")):
             return b"".join([c async for c in _read_body(request, limits.max_bytes)]), "body"
@@ -109,8 +118,11 @@ async def _upload_bytes(request: Request, limits: ServiceLimits) -> tuple[bytes,
         raise HTTPException(413, f"upload exceeds the limit of {limits.max_bytes} bytes") from err
     except MultiPartException as err:
         raise HTTPException(400, f"malformed multipart body: {err.message}") from err
-    raise HTTPException(415, f"unsupported Content-Type {ctype!r}: send multipart/form-data with a 'file' field, "
-                             "or the raw image with Content-Type image/*")
+    raise HTTPException(
+        415,
+        f"unsupported Content-Type {ctype!r}: send multipart/form-data with a 'file' field, "
+        "or the raw image with Content-Type image/*",
+    )
 
 
 def _status_for(err: ImageDecodeError) -> int:
@@ -142,9 +154,11 @@ class _Predictor:
         if overlay:
             jpeg = encode_jpeg(render(image, result, self.model.info.classes))
             out["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
-        out["timing_ms"] = {"decode": round((t1 - t0) * 1e3, 3), **{k.removesuffix("_ms"): round(v, 3)
-                                                                     for k, v in timing.items()},
-                            "total": round((time.perf_counter() - t0) * 1e3, 3)}
+        out["timing_ms"] = {
+            "decode": round((t1 - t0) * 1e3, 3),
+            **{k.removesuffix("_ms"): round(v, 3) for k, v in timing.items()},
+            "total": round((time.perf_counter() - t0) * 1e3, 3),
+        }
         return out
 
 
@@ -152,35 +166,7 @@ def _page() -> str:
     return importlib.resources.files("kdinspect.deploy").joinpath("static/index.html").read_text()
 
 
-def create_app(
-    model: OrtModel | str | Path, api_key: str | None = None, limits: ServiceLimits | None = None,
-    watch: str | None = None, watch_curve: Any | None = None, threads: int | None = None,
-) -> FastAPI:
-    """Build the FastAPI app.
-
-    Args:
-        model: an :class:`OrtModel` or the path of an exported model.
-        api_key: required in ``X-API-Key`` (or ``?key=``) for every route but ``/``, ``/health`` and the page assets.
-        limits: upload limits.
-        watch: ``tcp://HOST:PORT`` of a ``kdinspect stream --publish`` to show on the page (optional).
-        watch_curve: CURVE client keys for ``watch``.
-        threads: inference threads when ``model`` is a path.
-    """
-    model = model if isinstance(model, OrtModel) else OrtModel(model, threads=threads)
-    limits = limits or ServiceLimits()
-    predictor = _Predictor(model, limits)
-    watcher = StreamWatcher(watch, watch_curve) if watch else None
-    t_start = time.time()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if watcher is not None:
-            watcher.close()
-
-    app = FastAPI(title="kdinspect", version=model.info.version or "0", docs_url="/docs", redoc_url=None,
-                  lifespan=lifespan)
-
+def _key_checker(api_key: str | None) -> Callable[[Request], None]:
     def check_key(request: Request) -> None:
         if not api_key:
             return
@@ -188,22 +174,39 @@ def create_app(
         if not hmac.compare_digest(given.encode(), api_key.encode()):
             raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
 
+    return check_key
+
+
+def _add_core_routes(
+    app: FastAPI, predictor: _Predictor, check_key: Callable[[Request], None], stream: bool, api_key_required: bool
+) -> None:
+    model, limits, t_start = predictor.model, predictor.limits, time.time()
+
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return _page()
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model.info.model, "task": model.info.task,
-                "uptime_s": round(time.time() - t_start, 1), "requests": predictor.requests,
-                "errors": predictor.errors, "stream": watcher is not None}
+        return {
+            "status": "ok",
+            "model": model.info.model,
+            "task": model.info.task,
+            "uptime_s": round(time.time() - t_start, 1),
+            "requests": predictor.requests,
+            "errors": predictor.errors,
+            "stream": stream,
+        }
 
     @app.get("/model")
     def model_info(request: Request) -> dict[str, Any]:
         check_key(request)
-        return model.info.to_json() | {"file": model.path.name, "providers": model.providers,
-                                       "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
-                                       "api_key_required": bool(api_key)}
+        return model.info.to_json() | {
+            "file": model.path.name,
+            "providers": model.providers,
+            "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+            "api_key_required": api_key_required,
+        }
 
     @app.post("/predict")
     async def predict(request: Request, overlay: bool = False) -> JSONResponse:
@@ -219,6 +222,8 @@ def create_app(
             predictor.errors += 1
             raise
 
+
+def _add_stream_routes(app: FastAPI, watcher: StreamWatcher | None, check_key: Callable[[Request], None]) -> None:
     def need_watcher(request: Request) -> StreamWatcher:
         check_key(request)
         if watcher is None:
@@ -251,4 +256,39 @@ def create_app(
 
         return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame")
 
+
+def create_app(
+    model: OrtModel | str | Path,
+    api_key: str | None = None,
+    limits: ServiceLimits | None = None,
+    watch: str | None = None,
+    watch_curve: Any | None = None,
+    threads: int | None = None,
+) -> FastAPI:
+    """Build the FastAPI app.
+
+    Args:
+        model: an :class:`OrtModel` or the path of an exported model.
+        api_key: required in ``X-API-Key`` (or ``?key=``) for every route but ``/`` and ``/health``.
+        limits: upload limits.
+        watch: ``tcp://HOST:PORT`` of a ``kdinspect stream --publish`` to show on the page (optional).
+        watch_curve: CURVE client keys for ``watch``.
+        threads: inference threads when ``model`` is a path.
+    """
+    model = model if isinstance(model, OrtModel) else OrtModel(model, threads=threads)
+    predictor = _Predictor(model, limits or ServiceLimits())
+    watcher = StreamWatcher(watch, watch_curve) if watch else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if watcher is not None:
+            watcher.close()
+
+    app = FastAPI(
+        title="kdinspect", version=model.info.version or "0", docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
+    check_key = _key_checker(api_key)
+    _add_core_routes(app, predictor, check_key, watcher is not None, bool(api_key))
+    _add_stream_routes(app, watcher, check_key)
     return app

@@ -96,8 +96,14 @@ class FrameSource:
         loop: restart files and folders at the end (for demos and soak runs).
     """
 
-    def __init__(self, spec: str | int, every_frame: bool = False, realtime: bool | None = None,
-                 fps: float | None = None, loop: bool = False) -> None:
+    def __init__(
+        self,
+        spec: str | int,
+        every_frame: bool = False,
+        realtime: bool | None = None,
+        fps: float | None = None,
+        loop: bool = False,
+    ) -> None:
         self.spec = str(spec)
         self.reader = _Reader(self.spec, fps)
         self.every_frame = every_frame
@@ -136,7 +142,7 @@ class FrameSource:
                 if img is None:
                     break
                 self._put(Frame(img, self.captured, time.time()))
-        except Exception:  # noqa: BLE001 - reported to the consumer as the end of the stream
+        except Exception:
             logger.exception("frame reader of %s failed", self.spec)
         finally:
             with self._cond:
@@ -186,7 +192,12 @@ class FrameSource:
         self.close()
 
 
-def open_source(spec: str | int, every_frame: bool = False, realtime: bool | None = None, fps: float | None = None,
-                loop: bool = False) -> FrameSource:
+def open_source(
+    spec: str | int,
+    every_frame: bool = False,
+    realtime: bool | None = None,
+    fps: float | None = None,
+    loop: bool = False,
+) -> FrameSource:
     """Open a :class:`FrameSource` (see its arguments)."""
     return FrameSource(spec, every_frame, realtime, fps, loop)

@@ -61,11 +61,15 @@ class StreamStats:
     def summary(self, source: FrameSource | None = None) -> dict[str, Any]:
         wall = max(1e-9, (self.t_end or time.perf_counter()) - self.t_start)
         out: dict[str, Any] = {
-            "processed": self.processed, "wall_s": round(wall, 3), "fps": round(self.processed / wall, 2),
+            "processed": self.processed,
+            "wall_s": round(wall, 3),
+            "fps": round(self.processed / wall, 2),
             "latency_ms_p50": round(statistics.median(self.latency_ms), 3) if self.latency_ms else None,
-            "latency_ms_p99": _pct(self.latency_ms, 0.99), "latency_ms_max": _pct(self.latency_ms, 1.0),
+            "latency_ms_p99": _pct(self.latency_ms, 0.99),
+            "latency_ms_max": _pct(self.latency_ms, 1.0),
             "inference_ms_p50": round(statistics.median(self.inference_ms), 3) if self.inference_ms else None,
-            "published": self.published, "publish_dropped": self.publish_dropped,
+            "published": self.published,
+            "publish_dropped": self.publish_dropped,
         }
         if source is not None:
             out |= {"source_captured": source.captured, "source_dropped": source.dropped}
@@ -73,8 +77,14 @@ class StreamStats:
 
 
 def run_stream(
-    model: OrtModel, source: FrameSource, publisher: Any | None = None, record: str | Path | None = None,
-    show: bool = False, max_frames: int | None = None, duration: float | None = None, jpeg_quality: int = 80,
+    model: OrtModel,
+    source: FrameSource,
+    publisher: Any | None = None,
+    record: str | Path | None = None,
+    show: bool = False,
+    max_frames: int | None = None,
+    duration: float | None = None,
+    jpeg_quality: int = 80,
     on_frame: Callable[[dict[str, Any], bytes], None] | None = None,
 ) -> dict[str, Any]:
     """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C.
@@ -98,8 +108,9 @@ def run_stream(
     writer: cv2.VideoWriter | None = None
     deadline = None if duration is None else time.perf_counter() + duration
     try:
-        while (max_frames is None or stats.processed < max_frames) and (deadline is None or
-                                                                          time.perf_counter() < deadline):
+        while (max_frames is None or stats.processed < max_frames) and (
+            deadline is None or time.perf_counter() < deadline
+        ):
             frame = source.get(timeout=0.5)
             if frame is None:
                 if source.finished:
@@ -107,9 +118,14 @@ def run_stream(
                 continue
             result = model.predict(frame.image)
             stats.inference_ms.append(model.last_timing.get("inference_ms", 0.0))
-            meta = {"frame": frame.index, "t_capture": frame.t_capture, "source_dropped": source.dropped,
-                    "model": model.info.model, "timing": {k: round(v, 3) for k, v in model.last_timing.items()},
-                    "result": result.to_json()}
+            meta = {
+                "frame": frame.index,
+                "t_capture": frame.t_capture,
+                "source_dropped": source.dropped,
+                "model": model.info.model,
+                "timing": {k: round(v, 3) for k, v in model.last_timing.items()},
+                "result": result.to_json(),
+            }
             jpeg = b""
             if publisher is not None or record or window or on_frame:
                 vis = render(frame.image, result, model.info.classes)

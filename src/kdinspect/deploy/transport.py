@@ -92,8 +92,13 @@ def create_curve_keys(folder: str | Path) -> dict[str, Path]:
     (auth / "client.key").write_bytes(Path(client_pub).read_bytes())
     for secret in (server_sec, client_sec):
         Path(secret).chmod(0o600)
-    return {"server_public": Path(server_pub), "server_secret": Path(server_sec), "client_public": Path(client_pub),
-            "client_secret": Path(client_sec), "authorized_clients": auth}
+    return {
+        "server_public": Path(server_pub),
+        "server_secret": Path(server_sec),
+        "client_public": Path(client_pub),
+        "client_secret": Path(client_sec),
+        "authorized_clients": auth,
+    }
 
 
 def _load_secret(path: Path) -> tuple[bytes, bytes]:
@@ -118,8 +123,14 @@ class ResultPublisher:
         send_timeout: seconds a blocking send (reliable mode, end message) may wait before giving up.
     """
 
-    def __init__(self, endpoint: str, reliable: bool = False, hwm: int = 4, curve: CurveServer | None = None,
-                 send_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        reliable: bool = False,
+        hwm: int = 4,
+        curve: CurveServer | None = None,
+        send_timeout: float = 10.0,
+    ) -> None:
         self.endpoint = check_endpoint(endpoint)
         self.reliable = reliable
         self.ctx = zmq.Context()
@@ -187,8 +198,13 @@ class ResultPublisher:
 
     def close(self, end_timeout: float = 2.0) -> None:
         """Send the end-of-stream message (waiting up to ``end_timeout`` s) and close the socket."""
-        end = {"end": True, "published": self.seq, "sent": self.sent, "dropped_by_sender": self.dropped,
-               "t_publish": time.time()}
+        end = {
+            "end": True,
+            "published": self.seq,
+            "sent": self.sent,
+            "dropped_by_sender": self.dropped,
+            "t_publish": time.time(),
+        }
         self.sock.setsockopt(zmq.SNDTIMEO, int(end_timeout * 1000))
         try:
             self.sock.send_multipart([TOPIC, json.dumps(end).encode()])
@@ -229,11 +245,17 @@ class ReceiverStats:
         def pct(q: float) -> float | None:
             return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
 
-        return {"received": self.received, "dropped": self.dropped, "published": self.published,
-                "first_seq": self.first_seq, "ended": self.ended,
-                "latency_ms_p50": round(statistics.median(lat), 3) if lat else None, "latency_ms_p99": pct(0.99),
-                "latency_ms_max": round(lat[-1], 3) if lat else None,
-                "fps": round(self.received / span, 2) if span else None}
+        return {
+            "received": self.received,
+            "dropped": self.dropped,
+            "published": self.published,
+            "first_seq": self.first_seq,
+            "ended": self.ended,
+            "latency_ms_p50": round(statistics.median(lat), 3) if lat else None,
+            "latency_ms_p99": pct(0.99),
+            "latency_ms_max": round(lat[-1], 3) if lat else None,
+            "fps": round(self.received / span, 2) if span else None,
+        }
 
 
 class ResultReceiver:

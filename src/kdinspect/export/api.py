@@ -69,7 +69,12 @@ def _parity(loaded: LoadedModel, path: Path, inputs: list[np.ndarray], nms: bool
 
 
 def _int8(
-    loaded: LoadedModel, fp32: Path, inputs: list[np.ndarray], calib: list[np.ndarray], fmt: str, threads: int,
+    loaded: LoadedModel,
+    fp32: Path,
+    inputs: list[np.ndarray],
+    calib: list[np.ndarray],
+    fmt: str,
+    threads: int,
     keep_slower: bool,
 ) -> tuple[Path | None, dict[str, Any]]:
     from kdinspect.export.quantize import quantize_onnx, time_model
@@ -78,14 +83,25 @@ def _int8(
     quantize_onnx(fp32, path, calib, fmt=fmt)
     t32, t8 = time_model(fp32, inputs[0], threads), time_model(path, inputs[0], threads)
     speedup = t32["median_ms"] / t8["median_ms"]
-    info: dict[str, Any] = {"file": str(path), "format": fmt, "calibration_images": len(calib),
-                            "fp32_latency": t32, "int8_latency": t8, "speedup": round(speedup, 3),
-                            "size_mb": round(path.stat().st_size / 1e6, 3)}
+    info: dict[str, Any] = {
+        "file": str(path),
+        "format": fmt,
+        "calibration_images": len(calib),
+        "fp32_latency": t32,
+        "int8_latency": t8,
+        "speedup": round(speedup, 3),
+        "size_mb": round(path.stat().st_size / 1e6, 3),
+    }
     module = inference_module(loaded.model, loaded.kind, True)
     info["parity"] = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], raise_on_fail=False)
     if speedup <= 1.0 and not keep_slower:
-        logger.warning("INT8 (%s) is not faster than FP32 on this CPU (%.2f ms vs %.2f ms, %d thread(s)): removed",
-                       fmt, t8["median_ms"], t32["median_ms"], threads)
+        logger.warning(
+            "INT8 (%s) is not faster than FP32 on this CPU (%.2f ms vs %.2f ms, %d thread(s)): removed",
+            fmt,
+            t8["median_ms"],
+            t32["median_ms"],
+            threads,
+        )
         path.unlink()
         info["kept"] = False
         return None, info
@@ -94,10 +110,22 @@ def _int8(
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path | None = None, imgsz: int | str | tuple[int, int] | None = None,
-    opset: int = 17, dynamic: bool = False, nms: bool = True, verify_images: int = 8, atol: float = 1e-3,
-    metric_images: int = 32, max_metric_drop: float = 0.01, int8: str | None = None, calib_images: int = 32,
-    max_int8_drop: float = 0.02, keep_slower_int8: bool = False, openvino: bool = False, threads: int = 1,
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    imgsz: int | str | tuple[int, int] | None = None,
+    opset: int = 17,
+    dynamic: bool = False,
+    nms: bool = True,
+    verify_images: int = 8,
+    atol: float = 1e-3,
+    metric_images: int = 32,
+    max_metric_drop: float = 0.01,
+    int8: str | None = None,
+    calib_images: int = 32,
+    max_int8_drop: float = 0.02,
+    keep_slower_int8: bool = False,
+    openvino: bool = False,
+    threads: int = 1,
     data_root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to ONNX (and optionally INT8 / OpenVINO IR) and check each file.
@@ -134,9 +162,16 @@ def export_checkpoint(
     export_onnx(loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms)
     samples = load_val_subset(loaded, max(verify_images, metric_images, 1))
     inputs = _inputs(samples, size, max(verify_images, 1))
-    report: dict[str, Any] = {"checkpoint": str(checkpoint), "onnx": str(out), "input_size": list(size),
-                              "dynamic_batch": dynamic, "nms": "graph" if nms else "host", "atol": atol,
-                              "verify_images": len(inputs), "size_mb": round(out.stat().st_size / 1e6, 3)}
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "onnx": str(out),
+        "input_size": list(size),
+        "dynamic_batch": dynamic,
+        "nms": "graph" if nms else "host",
+        "atol": atol,
+        "verify_images": len(inputs),
+        "size_mb": round(out.stat().st_size / 1e6, 3),
+    }
     verify_path = out.with_suffix(".verify.json")
     try:
         report["parity"] = _parity(loaded, out, inputs, nms, atol)
@@ -147,8 +182,9 @@ def export_checkpoint(
             from kdinspect.export.openvino import export_openvino
 
             models["openvino"] = export_openvino(out)
-            report["openvino"] = {"file": str(models["openvino"])} | _parity(loaded, models["openvino"], inputs,
-                                                                              nms, atol)
+            report["openvino"] = {"file": str(models["openvino"])} | _parity(
+                loaded, models["openvino"], inputs, nms, atol
+            )
         if int8:
             calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
             path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)
@@ -169,5 +205,7 @@ def _check_drops(check: dict[str, Any], max_drop: float, max_int8_drop: float) -
             continue
         limit = max_int8_drop if key == "delta_int8" else max_drop
         if delta < -limit:
-            raise ExportCheckError(f"{check['metric']} drops by {-delta:.4f} for {key[6:]} "
-                                   f"(PyTorch {check['pytorch']:.4f}, limit {limit}) on {check['images']} images")
+            raise ExportCheckError(
+                f"{check['metric']} drops by {-delta:.4f} for {key[6:]} "
+                f"(PyTorch {check['pytorch']:.4f}, limit {limit}) on {check['images']} images"
+            )

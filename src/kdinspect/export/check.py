@@ -31,8 +31,9 @@ def load_val_subset(loaded: LoadedModel, n: int, split: str = "val") -> list[Any
     try:
         ds = build_dataset(cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        raise FileNotFoundError(f"the export check needs the {split} images of {cfg.data.root} ({err}); "
-                                "pass --data-root DIR") from err
+        raise FileNotFoundError(
+            f"the export check needs the {split} images of {cfg.data.root} ({err}); pass --data-root DIR"
+        ) from err
     if len(ds) == 0:
         raise ValueError(f"the {split} split of {cfg.data.root} is empty")
     idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
@@ -66,8 +67,9 @@ def _runtime_pred(kind: str, result: Any, sample: Any) -> Any:
     from kdinspect.tasks.base import Detections
 
     if kind == "detection":
-        return Detections(torch.from_numpy(result.boxes), torch.from_numpy(result.scores),
-                          torch.from_numpy(result.labels))
+        return Detections(
+            torch.from_numpy(result.boxes), torch.from_numpy(result.scores), torch.from_numpy(result.labels)
+        )
     import cv2
 
     h, w = sample.target.mask.shape
@@ -86,7 +88,10 @@ def _torch_pred(loaded: LoadedModel, task: Any, sample: Any) -> Any:
 
 
 def metric_check(
-    loaded: LoadedModel, models: Mapping[str, str | Path], samples: list[Any], threads: int = 1,
+    loaded: LoadedModel,
+    models: Mapping[str, str | Path],
+    samples: list[Any],
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Score the PyTorch model and each exported model on ``samples``.
 

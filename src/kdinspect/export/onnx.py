@@ -66,13 +66,24 @@ def export_onnx(
     if dynamic and kind == "detection" and nms:
         dynamic_axes = {"images": {0: "batch"}}
     tmp = path.with_suffix(".onnx.tmp")
-    torch.onnx.export(module, (dummy,), str(tmp), input_names=["images"], output_names=names, opset_version=opset,
-                      dynamic_axes=dynamic_axes, dynamo=False)
+    torch.onnx.export(
+        module,
+        (dummy,),
+        str(tmp),
+        input_names=["images"],
+        output_names=names,
+        opset_version=opset,
+        dynamic_axes=dynamic_axes,
+        dynamo=False,
+    )
     proto = onnx.load(str(tmp))
     meta = {
-        "kdinspect.task": kind, "kdinspect.classes": json.dumps(list(classes)),
-        "kdinspect.input_size": json.dumps(list(input_size)), "kdinspect.model": model_name,
-        "kdinspect.version": __version__, "kdinspect.nms": "graph" if nms else "host",
+        "kdinspect.task": kind,
+        "kdinspect.classes": json.dumps(list(classes)),
+        "kdinspect.input_size": json.dumps(list(input_size)),
+        "kdinspect.model": model_name,
+        "kdinspect.version": __version__,
+        "kdinspect.nms": "graph" if nms else "host",
         "kdinspect.precision": "fp32",
     }
     if kind == "detection":

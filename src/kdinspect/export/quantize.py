@@ -32,8 +32,13 @@ class _Calibration:
 
 
 def quantize_onnx(
-    fp32_path: str | Path, out_path: str | Path, calibration: Sequence[np.ndarray], fmt: str = "qdq",
-    per_channel: bool = True, op_types: Sequence[str] | None = DEFAULT_OPS, method: str = "minmax",
+    fp32_path: str | Path,
+    out_path: str | Path,
+    calibration: Sequence[np.ndarray],
+    fmt: str = "qdq",
+    per_channel: bool = True,
+    op_types: Sequence[str] | None = DEFAULT_OPS,
+    method: str = "minmax",
 ) -> Path:
     """Write an INT8 model (u8 activations, s8 weights) calibrated on ``calibration``.
 
@@ -51,8 +56,11 @@ def quantize_onnx(
 
     if fmt not in QUANT_FORMATS:
         raise ValueError(f"quantization format {fmt!r} not in {list(QUANT_FORMATS)}")
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in methods:
         raise ValueError(f"calibration method {method!r} not in {list(methods)}")
     if not calibration:
@@ -62,21 +70,31 @@ def quantize_onnx(
     try:
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         src = pre
-    except Exception as err:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw graph instead
+    except Exception as err:
         logger.warning("quant_pre_process failed (%s); quantizing the unprocessed graph", err)
         src = Path(fp32_path)
     try:
         quantize_static(
-            str(src), str(out_path), _Calibration(calibration),
+            str(src),
+            str(out_path),
+            _Calibration(calibration),
             quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-            per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(op_types) if op_types else None, calibrate_method=methods[method],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            calibrate_method=methods[method],
         )
     finally:
         pre.unlink(missing_ok=True)
     _copy_metadata(Path(fp32_path), out_path, {"kdinspect.precision": f"int8-{fmt}"})
-    logger.info("INT8 (%s, per_channel=%s) written to %s from %d calibration images", fmt, per_channel, out_path,
-                len(calibration))
+    logger.info(
+        "INT8 (%s, per_channel=%s) written to %s from %d calibration images",
+        fmt,
+        per_channel,
+        out_path,
+        len(calibration),
+    )
     return out_path
 
 
@@ -109,5 +127,10 @@ def time_model(path: str | Path, batch: np.ndarray, threads: int, warmup: int = 
         sess.run(None, feed)
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))], "runs": runs,
-            "threads": threads, "batch": int(batch.shape[0])}
+    return {
+        "median_ms": statistics.median(times),
+        "p90_ms": times[int(0.9 * (len(times) - 1))],
+        "runs": runs,
+        "threads": threads,
+        "batch": int(batch.shape[0]),
+    }

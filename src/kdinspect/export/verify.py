@@ -20,8 +20,12 @@ class ExportMismatchError(RuntimeError):
 
 
 def compare_outputs(
-    module: nn.Module, model_path: str | Path, images: Sequence[torch.Tensor], atol: float = 1e-3,
-    threads: int = 1, raise_on_fail: bool = True,
+    module: nn.Module,
+    model_path: str | Path,
+    images: Sequence[torch.Tensor],
+    atol: float = 1e-3,
+    threads: int = 1,
+    raise_on_fail: bool = True,
 ) -> dict[str, float]:
     """Run the eager export wrapper and the exported model on each (B, 3, H, W) input; report the differences.
 
@@ -54,7 +58,7 @@ def compare_outputs(
     return report
 
 
-def _runner(path: Path, threads: int):  # noqa: ANN202 - returns a closure
+def _runner(path: Path, threads: int):
     """A function ``batch -> {output name: array}`` for an ONNX or OpenVINO file."""
     if path.suffix == ".xml":
         import openvino as ov

@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from kdinspect.deploy import OrtModel  # noqa: E402
-from kdinspect.deploy.postprocess import host_nms  # noqa: E402
-from tests.helpers.deploy_models import CLASSES, export_tiny_detector, export_tiny_segmenter, square_image  # noqa: E402
-from tests.helpers.runs import subprocess_env  # noqa: E402
+from tests.helpers.deploy_models import CLASSES, export_tiny_detector, export_tiny_segmenter, square_image
+from tests.helpers.runs import subprocess_env
+
+from kdinspect.deploy import OrtModel
+from kdinspect.deploy.postprocess import host_nms
 
 
 def test_graph_and_host_nms_agree_and_map_to_image_pixels(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_segmentation_result_at_original_size(tmp_path: Path) -> None:
 def test_host_nms_classwise() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10]], np.float32)
     scores = np.array([[0.9, 0.0], [0.8, 0.0], [0.0, 0.7]], np.float32)
-    b, s, lab = host_nms(boxes, scores, 0.1, 0.5)
+    _, s, lab = host_nms(boxes, scores, 0.1, 0.5)
     assert s.tolist() == pytest.approx([0.9, 0.7]) and lab.tolist() == [0, 1]  # overlap suppressed within class only
 
 
@@ -64,9 +65,12 @@ def test_not_a_kdinspect_model(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["prob"])], "g",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 3, 8, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["prob"])],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
     onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="not a kdinspect export"):
         OrtModel(tmp_path / "x.onnx")
@@ -88,8 +92,9 @@ r = OrtModel({str(seg)!r}, threads=1).predict(np.zeros((40, 40, 3), np.uint8))
 loaded = sorted(m for m in sys.modules if m.startswith(("kdinspect.", "torch")) and sys.modules[m] is not None)
 print(__import__("json").dumps({{"shape": list(r.prob.shape), "modules": loaded}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["shape"] == [40, 40]

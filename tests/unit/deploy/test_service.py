@@ -18,9 +18,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnxruntime")
 httpx = pytest.importorskip("httpx")
 
-from kdinspect.deploy.service import ServiceLimits, create_app  # noqa: E402
 from tests.helpers.deploy_models import CLASSES, export_tiny_detector, square_image  # noqa: E402
 from tests.helpers.servers import ARTIFACTS, serve_in_thread  # noqa: E402
+
+from kdinspect.deploy.service import ServiceLimits, create_app  # noqa: E402
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -38,7 +39,7 @@ def det_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(det_model: Path):  # noqa: ANN201
+def url(det_model: Path):
     app = create_app(det_model, limits=ServiceLimits(max_bytes=2_000_000, max_pixels=4096 * 4096), threads=1)
     with serve_in_thread(app) as base:
         yield base
@@ -51,8 +52,9 @@ def test_predict_health_model(url: str) -> None:
     out = r.json()
     assert out["task"] == "detection" and out["width"] == 128 and out["file"] == "a.jpg"
     assert sorted(d["class"] for d in out["detections"]) == sorted(CLASSES)
-    assert cv2.imdecode(np.frombuffer(__import__("base64").b64decode(out["overlay_jpeg_base64"]), np.uint8), 1) \
-        .shape == (96, 128, 3)
+    assert cv2.imdecode(
+        np.frombuffer(__import__("base64").b64decode(out["overlay_jpeg_base64"]), np.uint8), 1
+    ).shape == (96, 128, 3)
     raw = httpx.post(f"{url}/predict", content=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=30).json()
     assert len(raw["detections"]) == 2 and "overlay_jpeg_base64" not in raw
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
@@ -70,20 +72,33 @@ MALFORMED = [
     ("empty raw body", {"content": b"", "headers": {"Content-Type": "image/jpeg"}}, 400, "empty input"),
     ("text bytes", {"files": {"file": ("t.jpg", b"this is not an image at all", "image/jpeg")}}, 415, "not an image"),
     ("truncated jpeg", {"files": {"file": ("t.jpg", _truncated_jpeg(), "image/jpeg")}}, 422, "truncated JPEG"),
-    ("20000x20000 header", {"files": {"file": ("big.png", _png_header(20000, 20000) + bytes(64), "image/png")}},
-     413, "20000x20000"),
+    (
+        "20000x20000 header",
+        {"files": {"file": ("big.png", _png_header(20000, 20000) + bytes(64), "image/png")}},
+        413,
+        "20000x20000",
+    ),
     ("wrong field", {"files": {"image": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}}, 422, "field named 'file'"),
     ("wrong content type", {"content": b"{}", "headers": {"Content-Type": "application/json"}}, 415, "Content-Type"),
-    ("body over limit", {"content": b"\xff\xd8\xff" + bytes(2_100_000), "headers": {"Content-Type": "image/jpeg"}},
-     413, "exceeds the limit"),
-    ("broken multipart", {"content": b"--xx\r\nnope", "headers": {"Content-Type": "multipart/form-data; boundary=xx"}},
-     422, "field named 'file'"),
+    (
+        "body over limit",
+        {"content": b"\xff\xd8\xff" + bytes(2_100_000), "headers": {"Content-Type": "image/jpeg"}},
+        413,
+        "exceeds the limit",
+    ),
+    (
+        "broken multipart",
+        {"content": b"--xx\r\nnope", "headers": {"Content-Type": "multipart/form-data; boundary=xx"}},
+        422,
+        "field named 'file'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "kwargs", "status", "message"), MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_malformed_input_gets_clear_4xx_and_service_survives(url: str, case: str, kwargs: dict, status: int,
-                                                             message: str) -> None:
+def test_malformed_input_gets_clear_4xx_and_service_survives(
+    url: str, case: str, kwargs: dict, status: int, message: str
+) -> None:
     r = httpx.post(f"{url}/predict", timeout=30, **kwargs)
     assert r.status_code == status, (case, r.status_code, r.text)
     assert message in r.json()["detail"], r.json()
@@ -111,6 +126,7 @@ def test_bounded_load_500_requests_concurrency_16(url: str) -> None:
         lat: list[float] = []
         codes: list[int] = []
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=16)) as client:
+
             async def one(i: int) -> None:
                 async with sem:
                     t0 = time.perf_counter()
@@ -125,9 +141,16 @@ def test_bounded_load_500_requests_concurrency_16(url: str) -> None:
     lat, codes, wall = asyncio.run(run())
     assert codes.count(200) == 500, {c: codes.count(c) for c in set(codes)}
     lat.sort()
-    report = {"requests": 500, "concurrency": 16, "errors": 500 - codes.count(200), "wall_s": round(wall, 3),
-              "p50_ms": round(statistics.median(lat), 3), "p99_ms": round(lat[int(0.99 * len(lat))], 3),
-              "model": "tiny test detector (64x64)", "note": "test run; benchmark numbers are in benchmarks/results"}
+    report = {
+        "requests": 500,
+        "concurrency": 16,
+        "errors": 500 - codes.count(200),
+        "wall_s": round(wall, 3),
+        "p50_ms": round(statistics.median(lat), 3),
+        "p99_ms": round(lat[int(0.99 * len(lat))], 3),
+        "model": "tiny test detector (64x64)",
+        "note": "test run; benchmark numbers are in benchmarks/results",
+    }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "service_load.json").write_text(json.dumps(report, indent=2) + "\n")
     assert httpx.get(f"{url}/health").json()["requests"] >= 500

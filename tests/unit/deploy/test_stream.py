@@ -16,20 +16,21 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("zmq")
 
-from kdinspect.cli.main import main  # noqa: E402
-from kdinspect.deploy import OrtModel  # noqa: E402
-from kdinspect.deploy.sources import open_source  # noqa: E402
-from kdinspect.deploy.stream import run_stream  # noqa: E402
-from kdinspect.deploy.transport import (  # noqa: E402
+from tests.helpers.deploy_models import export_tiny_detector, square_image
+from tests.helpers.runs import subprocess_env
+from tests.helpers.servers import free_port
+
+from kdinspect.cli.main import main
+from kdinspect.deploy import OrtModel
+from kdinspect.deploy.sources import open_source
+from kdinspect.deploy.stream import run_stream
+from kdinspect.deploy.transport import (
     CurveClient,
     CurveServer,
     ResultPublisher,
     ResultReceiver,
     create_curve_keys,
 )
-from tests.helpers.deploy_models import export_tiny_detector, square_image  # noqa: E402
-from tests.helpers.runs import subprocess_env  # noqa: E402
-from tests.helpers.servers import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +81,48 @@ def test_reliable_mode_cli_loses_nothing(assets: dict[str, Path], tmp_path: Path
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     summary_file, log = tmp_path / "summary.json", tmp_path / "log.jsonl"
     rx = subprocess.Popen(
-        [sys.executable, "-m", "kdinspect", "receive", "--connect", endpoint, "--summary", str(summary_file),
-         "--log", str(log), "--save", str(tmp_path / "frames"), "--timeout", "30"],
-        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "kdinspect",
+            "receive",
+            "--connect",
+            endpoint,
+            "--summary",
+            str(summary_file),
+            "--log",
+            str(log),
+            "--save",
+            str(tmp_path / "frames"),
+            "--timeout",
+            "30",
+        ],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert main(["stream", "--model", str(assets["model"]), "--source", str(assets["video"]), "--publish",
-                     endpoint, "--reliable", "--every-frame", "--wait-subscriber", "30", "--threads", "1"]) == 0
+        assert (
+            main(
+                [
+                    "stream",
+                    "--model",
+                    str(assets["model"]),
+                    "--source",
+                    str(assets["video"]),
+                    "--publish",
+                    endpoint,
+                    "--reliable",
+                    "--every-frame",
+                    "--wait-subscriber",
+                    "30",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
         _, err = rx.communicate(timeout=60)
     finally:
         rx.kill()
@@ -129,3 +166,24 @@ def test_curve_encrypted_and_authenticated(tmp_path: Path) -> None:
     pub.close(0.5)
     good.close()
     bad.close()
+
+
+def test_predict_onnx_on_a_video(assets: dict[str, Path], tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "predict",
+                str(assets["model"]),
+                str(assets["video"]),
+                "--out",
+                str(tmp_path / "p"),
+                "--video-stride",
+                "100",
+            ]
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "p" / "results.json").read_text())["results"]
+    assert [r["frame"] for r in results] == list(range(0, 1000, 100))
+    assert all(len(r["detections"]) == 2 for r in results)
+    assert len(list((tmp_path / "p" / "overlays").glob("*.jpg"))) == 10

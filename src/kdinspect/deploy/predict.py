@@ -1,0 +1,94 @@
+"""``kdinspect predict MODEL.onnx SOURCE`` with the runtime: images, folders and video files -> JSON + overlays."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from kdinspect.deploy.imageio import IMAGE_EXTENSIONS, ImageDecodeError, list_images, read_image
+from kdinspect.deploy.runtime import OrtModel
+from kdinspect.deploy.stream import render
+
+__all__ = ["VIDEO_EXTENSIONS", "predict_files"]
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _save(out: Path | None, name: str, image: Any, result: Any, model: OrtModel, overlays: bool) -> dict[str, Any]:
+    res = result.to_json()
+    if out is None:
+        return res
+    if overlays:
+        (out / "overlays").mkdir(parents=True, exist_ok=True)
+        dst = out / "overlays" / f"{name}.jpg"
+        cv2.imwrite(str(dst), cv2.cvtColor(render(image, result, model.info.classes), cv2.COLOR_RGB2BGR))
+        res["overlay"] = str(dst)
+    if model.info.task == "segmentation":
+        (out / "masks").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out / "masks" / f"{name}.png"), result.mask.astype("uint8") * 255)
+        res["mask"] = str(out / "masks" / f"{name}.png")
+    return res
+
+
+def _video_frames(path: Path, stride: int) -> Any:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise OSError(f"{path}: OpenCV could not open this video")
+    i = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % stride == 0:
+                yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            i += 1
+    finally:
+        cap.release()
+
+
+def predict_files(
+    model_path: str | Path,
+    source: str | Path,
+    out_dir: str | Path | None = None,
+    score_thr: float | None = None,
+    mask_thr: float = 0.5,
+    overlays: bool = True,
+    threads: int | None = None,
+    video_stride: int = 1,
+) -> list[dict[str, Any]]:
+    """Predict every image of ``source`` (file or folder) or every ``video_stride``-th frame of a video file.
+
+    Writes ``results.json``, ``overlays/`` and (segmentation) ``masks/`` under ``out_dir``. Unreadable images are
+    reported in the results with an ``error`` and do not stop the run.
+    """
+    model = OrtModel(model_path, threads=threads, score_thr=score_thr, mask_thr=mask_thr)
+    out = Path(out_dir) if out_dir else None
+    src = Path(source)
+    results: list[dict[str, Any]] = []
+    if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
+        for i, frame in _video_frames(src, max(1, video_stride)):
+            res = _save(out, f"{src.stem}_{i:06d}", frame, model.predict(frame), model, overlays)
+            results.append({"video": str(src), "frame": i} | res)
+    else:
+        if src.is_file() and src.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise ValueError(f"{src}: unsupported file type; images {IMAGE_EXTENSIONS} or videos {VIDEO_EXTENSIONS}")
+        for path in list_images(src):
+            try:
+                image = read_image(path)
+            except ImageDecodeError as err:
+                logger.warning("skipping %s", err)
+                results.append({"image": str(path), "error": err.reason})
+                continue
+            results.append({"image": str(path)} | _save(out, path.stem, image, model.predict(image), model, overlays))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({"model": str(model_path), "results": results}, indent=1) + "\n")
+    logger.info("predicted %d item(s) with %s", len(results), model_path)
+    return results
