@@ -116,7 +116,10 @@ def test_student_exports_to_onnx_with_prob_output(tmp_path):
     from kdinspect.export.api import export_checkpoint
 
     run = train(config_from_dict(_cfg(tmp_path, "s", "mcff_student", train={"max_iters": 1})), progress=False)
-    report = export_checkpoint(run.best, tmp_path / "s.onnx", imgsz=64, verify_images=2)
+    # exported at 64x64 for speed while DeepCrack is 544x384: the metric check measures that resize, so no limit here
+    report = export_checkpoint(
+        run.best, tmp_path / "s.onnx", imgsz=64, verify_images=2, metric_images=2, max_metric_drop=1.0
+    )
     sess = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["prob"]
     out = sess.run(None, {"images": np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)})[0]

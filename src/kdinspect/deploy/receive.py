@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from kdinspect.deploy.draw import Window
-from kdinspect.deploy.transport import CurveClient, ResultReceiver
+from kdinspect.deploy.transport import CurveClient, Message, ResultReceiver
 
 __all__ = ["receive_stream"]
 
@@ -30,8 +30,9 @@ def receive_stream(
     """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C.
 
     Returns:
-        :meth:`ReceiverStats.summary`: received, dropped (sequence gaps), published (from the end message),
-        latency percentiles (capture on the sender -> received here; needs synchronised clocks across machines).
+        :meth:`ReceiverStats.summary`: received, dropped (sequence gaps), skipped_stale (received while showing a
+        newer frame), published (from the end message), latency percentiles (capture on the sender -> received
+        here; across machines this needs synchronised clocks).
     """
     window = Window(f"kdinspect: {endpoint}") if show else None
     receiver = ResultReceiver(endpoint, curve)
@@ -39,15 +40,17 @@ def receive_stream(
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed in finally
+    def record(msg: Message) -> None:  # every received frame, shown or not
+        if log is not None:
+            log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")
+        if save is not None and msg.jpeg:
+            (save / f"{msg.meta['seq']:08d}.jpg").write_bytes(msg.jpeg)
+
     try:
         while count is None or receiver.stats.received < count:
-            msg = receiver.recv(timeout)
+            msg = receiver.recv_latest(timeout, record)  # the newest frame: no latency build-up on the display
             if msg is None:
                 break  # end of stream or idle timeout
-            if log is not None:
-                log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")
-            if save is not None and msg.jpeg:
-                (save / f"{msg.meta['seq']:08d}.jpg").write_bytes(msg.jpeg)
             if window is not None and msg.jpeg:
                 bgr = cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_COLOR)
                 if not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):

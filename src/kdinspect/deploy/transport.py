@@ -21,7 +21,7 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,10 +227,12 @@ class Message:
 
 @dataclass
 class ReceiverStats:
-    """Counts of a receiving session. ``dropped`` counts sequence gaps (and frames missing at the end)."""
+    """Counts of a receiving session. ``dropped`` counts sequence gaps (and frames missing at the end): frames that
+    never arrived; ``skipped`` counts frames that arrived but were passed over for a newer one (``recv_latest``)."""
 
     received: int = 0
     dropped: int = 0
+    skipped: int = 0
     published: int | None = None
     first_seq: int | None = None
     ended: bool = False
@@ -290,6 +292,8 @@ class ResultReceiver:
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next frame; None on timeout or at the end of the stream (then ``stats.ended`` is True)."""
+        if self.stats.ended:
+            return None
         if not self.sock.poll(None if timeout is None else int(timeout * 1000), zmq.POLLIN):
             return None
         parts = self.sock.recv_multipart()
@@ -312,6 +316,30 @@ class ResultReceiver:
         self.stats.t_last = time.monotonic()
         self.stats.latencies_ms.append(latency)
         return Message(meta, parts[2] if len(parts) > 2 else b"", latency)
+
+    def recv_latest(
+        self, timeout: float | None = None, each: Callable[[Message], None] | None = None
+    ) -> Message | None:
+        """Wait for a frame, then take every frame already waiting and return the newest (live display).
+
+        A receiver slower than the sender would otherwise work through frames buffered in the sockets, seconds
+        old. The older ones still count as received (``stats.skipped``: received, not returned); ``each`` is called
+        for every frame, skipped or not (for logs).
+        """
+        msg = self.recv(timeout)
+        if msg is None:
+            return None
+        if each is not None:
+            each(msg)
+        while self.sock.poll(0, zmq.POLLIN):
+            newer = self.recv(0)
+            if newer is None:
+                break
+            if each is not None:
+                each(newer)
+            self.stats.skipped += 1
+            msg = newer
+        return msg
 
     def close(self) -> None:
         self.sock.close(linger=0)

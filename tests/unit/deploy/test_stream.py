@@ -45,13 +45,14 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"video": video, "model": export_tiny_detector(root / "det.onnx")}
 
 
-def _receive_in_thread(endpoint: str, delay: float, hwm: int, out: dict) -> threading.Thread:
+def _receive_in_thread(endpoint: str, delay: float, out: dict) -> threading.Thread:
     def work() -> None:
-        rx = ResultReceiver(endpoint, hwm=hwm)
-        out["ready"] = True
-        while rx.recv(timeout=20) is not None:
-            time.sleep(delay)
-        out["stats"] = rx.stats
+        rx = ResultReceiver(endpoint)
+        shown = []
+        while (msg := rx.recv_latest(timeout=20)) is not None:
+            shown.append(msg.latency_ms)
+            time.sleep(delay)  # a slow display
+        out["stats"], out["shown_latency"] = rx.stats, shown
         rx.close()
 
     t = threading.Thread(target=work, daemon=True)
@@ -59,21 +60,24 @@ def _receive_in_thread(endpoint: str, delay: float, hwm: int, out: dict) -> thre
     return t
 
 
-def test_live_mode_counts_every_drop(assets: dict[str, Path]) -> None:
-    """A slow receiver on the live link: frames are dropped, and received + dropped == published exactly."""
+def test_live_mode_counts_every_drop_without_latency_build_up(assets: dict[str, Path]) -> None:
+    """A slow receiver on the live link: it shows the newest frames (stale ones skipped), latency stays bounded,
+    and received + dropped == published exactly."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = ResultPublisher(endpoint, reliable=False, hwm=2)
     out: dict = {}
-    thread = _receive_in_thread(endpoint, delay=0.004, hwm=2, out=out)
+    thread = _receive_in_thread(endpoint, delay=0.02, out=out)
     assert pub.wait_for_subscriber(20)
     with open_source(str(assets["video"]), every_frame=True) as src:
         summary = run_stream(OrtModel(assets["model"], threads=1), src, pub)
     pub.close()
     thread.join(60)
-    stats = out["stats"]
+    stats, shown = out["stats"], out["shown_latency"]
     assert summary["processed"] == 1000 and stats.published == 1000 and stats.ended
     assert stats.received + stats.dropped == 1000
-    assert stats.dropped > 0 and stats.dropped == summary["publish_dropped"]
+    assert stats.dropped == summary["publish_dropped"]
+    assert stats.skipped > 0 and len(shown) < 1000  # the slow display skipped stale frames...
+    assert sorted(shown)[int(0.9 * len(shown))] < 1000  # ...so what it shows stays fresh (seconds without skipping)
 
 
 def test_reliable_mode_cli_loses_nothing(assets: dict[str, Path], tmp_path: Path) -> None:
