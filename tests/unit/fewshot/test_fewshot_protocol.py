@@ -23,6 +23,13 @@ def test_job_ids_round_trip_and_protocol_size():
         Job.parse("dkan-s1-k5")
 
 
+def test_paper_protocol_config():
+    pf = load_protocol(REPO / "configs" / "dkan" / "neu_paper.yaml")
+    assert pf.protocol.select == "best" and pf.protocol.eval_every == 2000 and pf.protocol.seeds == list(range(1, 11))
+    assert pf.finetune.train.max_iters == 8000 and pf.base.model.params["backbone"] == "resnet101"
+    assert len(protocol_jobs(pf)) == 3 + 3 * 3 * 10 * 2
+
+
 def test_protocol_overrides_are_checked():
     pf = load_protocol(CPU_CONFIG, ["protocol.seeds=[4]", "finetune.train.max_iters=7"])
     assert pf.protocol.seeds == [4] and pf.finetune.train.max_iters == 7
