@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from kdinspect.fewshot import load_protocol, markdown_table, protocol_jobs, summarize  # noqa: E402
-from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir  # noqa: E402
+from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir, job_running  # noqa: E402
 from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
 from kdinspect.utils.io import write_json  # noqa: E402
 
@@ -45,6 +45,8 @@ def _done(pf: ProtocolFile, job: Job) -> bool:
 
 
 def _ready(pf: ProtocolFile, job: Job) -> bool:
+    if job_running(pf, job):  # started by another benchmark process
+        return False
     return job.method == "base" or _done(pf, Job("base", job.split))
 
 
@@ -87,9 +89,13 @@ def run_all(pf: ProtocolFile, args: argparse.Namespace) -> list[str]:
                 running[job.id] = (job, _launch(job, args, log_dir))
         if running:
             time.sleep(args.poll)
-        elif pending:  # nothing runnable and nothing running: a dependency failed
-            failed += [j.id for j in pending]
+        elif pending and not any(job_running(pf, j) or job_running(pf, Job("base", j.split)) for j in pending):
+            failed += [
+                j.id for j in pending
+            ]  # nothing runnable, nothing running here or elsewhere: a dependency failed
             break
+        elif pending:
+            time.sleep(args.poll)
     return failed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "ProtocolFile",
     "collect_results",
     "job_dir",
+    "job_running",
     "load_protocol",
     "protocol_jobs",
     "run_job",
@@ -181,6 +183,31 @@ def run_job(pf: ProtocolFile, job: Job, progress: bool = False) -> dict[str, Any
         logger.info("%s: already done (%s)", job.id, out)
         return json.loads(out.read_text())
     t0 = time.perf_counter()
+    marker = out.parent / "running.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"pid": os.getpid(), "job": job.id})
+    try:
+        row = _run_job(pf, job, progress)
+    finally:
+        marker.unlink(missing_ok=True)
+    row |= {"job": job.id, "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    write_json(out, row)
+    return row
+
+
+def job_running(pf: ProtocolFile, job: Job) -> bool:
+    """True while another live process runs ``job`` (its ``running.json`` names a live pid on this machine)."""
+    marker = job_dir(pf, job) / "running.json"
+    if not marker.exists():
+        return False
+    try:
+        os.kill(int(json.loads(marker.read_text())["pid"]), 0)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _run_job(pf: ProtocolFile, job: Job, progress: bool) -> dict[str, Any]:
     if job.method == "base":
         row = _run_base(pf, job, progress)
     else:
@@ -206,8 +233,6 @@ def run_job(pf: ProtocolFile, job: Job, progress: bool = False) -> dict[str, Any
             "train_s": round(res.train_s, 1),
             "eval_s": round(res.eval_s, 1),
         }
-    row |= {"job": job.id, "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
-    write_json(out, row)
     return row
 
 
