@@ -32,5 +32,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# deployment benchmark: trained checkpoints (see benchmarks/deploy.py --help), whole machine for the timings
+bench-deploy: $(STAMP)
+	$(BIN)/python benchmarks/deploy.py
+
 clean:
 	rm -rf runs .pytest_cache

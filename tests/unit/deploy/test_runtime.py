@@ -99,3 +99,18 @@ print(__import__("json").dumps({{"shape": list(r.prob.shape), "modules": loaded}
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["shape"] == [40, 40]
     assert all(m.startswith("kdinspect.deploy") or m == "kdinspect.utils" for m in info["modules"]), info["modules"]
+
+
+def test_compare_dets_matches_sets_and_tolerates_ties_at_the_cut() -> None:
+    from kdinspect.export.verify import compare_dets
+
+    a = np.array([[0, 0, 0, 10, 10, 0.9, 1], [0, 20, 20, 30, 30, 0.5, 0], [0, 40, 40, 50, 50, 0.5, 0]], np.float32)
+    b = a[[2, 0, 1]].copy()
+    b[1, 1] += 1e-4
+    assert compare_dets(a, b) == (pytest.approx(1e-4, abs=1e-6), 0)  # order does not matter
+    tie = a.copy()
+    tie[2, 1:5] = [60, 60, 70, 70]  # another box of the same (lowest) score survived the cut
+    assert compare_dets(a, tie)[1] == 0
+    wrong = a.copy()
+    wrong[0, 1:5] = [100, 100, 120, 120]  # the top detection moved: a real mismatch
+    assert compare_dets(a, wrong)[1] == 2

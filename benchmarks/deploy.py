@@ -1,0 +1,272 @@
+"""Deployment benchmark (one command): PyTorch eager vs ONNX Runtime FP32 vs INT8 (QDQ, QOperator) vs OpenVINO for
+each trained model type, end-to-end per-frame time against YOLO11n at equal input size, the ZeroMQ stream and the
+HTTP service. Writes ``benchmarks/results/deploy.json`` and ``deploy.md``.
+
+    /work/tools/cpu-whole /work/main/.venv/bin/python benchmarks/deploy.py \\
+        --hsd benchmarks/work/hsd/neu-det/student_hsd_s0/last.safetensors \\
+        --mcff benchmarks/work/mcff_deepcrack/runs/deepcrack_student_kd_standard/best.safetensors \\
+        --dkan benchmarks/work/dkan_cpu/base/split1/last.safetensors
+
+A model whose checkpoint is missing is skipped (and listed). Timings need the whole machine: run it under
+``/work/tools/cpu-whole``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import deploy_measure as dm  # noqa: E402
+import deploy_report  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kdinspect.deploy.postprocess import to_input_tensor  # noqa: E402
+from kdinspect.deploy.runtime import OrtModel  # noqa: E402
+from kdinspect.engine.checkpoint import load_model  # noqa: E402
+from kdinspect.export.api import ExportCheckError, export_checkpoint  # noqa: E402
+from kdinspect.export.check import load_val_subset, metric_check  # noqa: E402
+from kdinspect.export.onnx import export_onnx, inference_module  # noqa: E402
+from kdinspect.export.quantize import quantize_onnx  # noqa: E402
+from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
+from kdinspect.utils.io import write_json  # noqa: E402
+
+logger = logging.getLogger("bench.deploy")
+
+DEFAULTS = {
+    "hsd": "benchmarks/work/hsd/neu-det/student_hsd_s0/last.safetensors",
+    "mcff": "benchmarks/work/mcff_deepcrack/runs/deepcrack_student_kd_standard/best.safetensors",
+    "dkan": "benchmarks/work/dkan_cpu/base/split1/last.safetensors",
+}
+
+
+def _has_openvino() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _input_size(loaded: Any, samples: list[Any]) -> tuple[int, int]:
+    d = loaded.cfg.data
+    if loaded.kind == "detection":
+        return (d.imgsz, d.imgsz)
+    if d.eval_imgsz:
+        return (d.eval_imgsz, d.eval_imgsz)
+    return tuple(samples[0].meta.orig_size)  # segmenters run at the full image size when trained that way
+
+
+def _export_all(loaded: Any, ckpt: Path, wd: Path, size: tuple[int, int], args: argparse.Namespace) -> dict:
+    """FP32 static (checked: parity + metric), FP32 dynamic batch, INT8 QDQ / QOperator of both, OpenVINO IR."""
+    files: dict[str, dict[str, Path]] = {}
+    report: dict[str, Any] = {}
+    try:
+        report["export_check"] = export_checkpoint(
+            ckpt,
+            wd / "model.onnx",
+            imgsz=size,
+            verify_images=8,
+            metric_images=args.metric_images,
+            openvino=_has_openvino(),
+            threads=1,
+            max_metric_drop=args.max_drop,
+        )
+    except ExportCheckError as err:  # recorded, not hidden: the report file holds the figures
+        report["export_check"] = json.loads((wd / "model.verify.json").read_text()) | {"error": str(err)}
+    files["onnx_fp32"] = {"b1": wd / "model.onnx"}
+    export_onnx(
+        loaded.model, wd / "model_dyn.onnx", size, loaded.kind, loaded.classes, loaded.cfg.model.name, dynamic=True
+    )
+    files["onnx_fp32"]["dyn"] = wd / "model_dyn.onnx"
+    if _has_openvino():
+        from kdinspect.export.openvino import export_openvino
+
+        files["openvino_fp32"] = {
+            "b1": wd / "model_openvino" / "model.xml",
+            "dyn": export_openvino(wd / "model_dyn.onnx"),
+        }
+    calib_samples = load_val_subset(loaded, args.calib_images, split="train")
+    calib = [
+        to_input_tensor([dm.cv2.cvtColor(dm.cv2.imread(s.meta.path), dm.cv2.COLOR_BGR2RGB)], size)
+        for s in calib_samples
+    ]
+    for fmt in ("qdq", "qoperator"):
+        files[f"onnx_int8_{fmt}"] = {
+            key: quantize_onnx(files["onnx_fp32"][key], wd / f"model{suffix}.int8_{fmt}.onnx", calib, fmt=fmt)
+            for key, suffix in (("b1", ""), ("dyn", "_dyn"))
+        }
+    report["calibration_images"] = len(calib)
+    return {"files": files, "report": report}
+
+
+def _latencies(
+    loaded: Any, files: dict, size: tuple[int, int], x1: np.ndarray, x8: np.ndarray, args: argparse.Namespace
+) -> dict[str, Any]:
+    module = inference_module(loaded.model, loaded.kind, True)
+    out: dict[str, Any] = {}
+    for t in args.threads:
+        out.setdefault("pytorch_eager", {})[f"{t}t"] = dm.latency("pytorch", module, t, x1, x8, args.runs)
+        for name, f in files.items():
+            res = dm.latency(name, f["b1"], t, x1, None, args.runs)
+            res["batch8"] = dm.latency(name, f["dyn"], t, x8, x8, args.runs)["batch8"]
+            out.setdefault(name, {})[f"{t}t"] = res
+    return out
+
+
+def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    wd = Path(args.work) / name
+    wd.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(ckpt)
+    samples = load_val_subset(loaded, max(args.metric_images, args.video_frames))
+    size = _input_size(loaded, samples)
+    exported = _export_all(loaded, ckpt, wd, size, args)
+    files = exported["files"]
+    int8 = {k: v["b1"] for k, v in files.items() if "int8" in k}
+    metric = metric_check(
+        loaded,
+        {"onnx_fp32": files["onnx_fp32"]["b1"], **int8}
+        | ({"openvino_fp32": files["openvino_fp32"]["b1"]} if "openvino_fp32" in files else {}),
+        samples[: args.metric_images],
+        threads=2,
+    )
+    images = [Path(s.meta.path) for s in samples[: args.video_frames]]
+    x1 = to_input_tensor([dm.cv2.cvtColor(dm.cv2.imread(str(images[0])), dm.cv2.COLOR_BGR2RGB)], size)
+    x8 = np.concatenate(
+        [to_input_tensor([dm.cv2.cvtColor(dm.cv2.imread(str(p)), dm.cv2.COLOR_BGR2RGB)], size) for p in images[:8]]
+    )
+    lat = _latencies(loaded, files, size, x1, x8, args)
+    gflops = dm.model_gflops(inference_module(loaded.model, loaded.kind, True), size)
+    video = dm.make_video(images, wd / "video.mp4")
+    fastest = min((k for k in files), key=lambda k: lat[k]["1t"]["batch1"]["median_ms"])
+    e2e = {
+        f"{k}_{t}t": dm.e2e_per_frame(video, dm.draw_and_encode(OrtModel(files[k]["b1"], threads=t)))
+        for k in dict.fromkeys(["onnx_fp32", fastest])
+        for t in args.threads
+    }
+    rt = OrtModel(files[fastest]["b1"], threads=1)
+    stream = dm.stream_bench(rt, video, len(images))
+    service = dm.service_bench(OrtModel(files[fastest]["b1"], threads=2), images[:16], args.requests, 8)
+    return {
+        "checkpoint": str(ckpt),
+        "model": loaded.cfg.model.name,
+        "task": loaded.kind,
+        "classes": loaded.classes,
+        "input_size": list(size),
+        "params": sum(p.numel() for p in loaded.model.parameters()),
+        "gflops": round(gflops, 3),
+        "sizes_mb": {k: round(v["b1"].stat().st_size / 1e6, 3) for k, v in files.items() if v["b1"].suffix == ".onnx"},
+        "export": exported["report"],
+        "metric": metric,
+        "latency": lat,
+        "fastest_runtime_1t": fastest,
+        "e2e_per_frame": e2e | {"video": str(video), "frames": len(images)},
+        "stream": stream,
+        "service": service,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def bench_yolo(imgsz: int, nc: int, video: Path, args: argparse.Namespace) -> dict[str, Any]:
+    path = dm.export_yolo11n(nc, imgsz, Path(args.work) / "yolo11n")
+    x1 = np.random.default_rng(0).random((1, 3, imgsz, imgsz), np.float32)
+    out: dict[str, Any] = {
+        "onnx": str(path),
+        "imgsz": imgsz,
+        "nc": nc,
+        "init": "random (yolo11n.yaml)",
+        "size_mb": round(path.stat().st_size / 1e6, 3),
+    }
+    classes = [f"c{i}" for i in range(nc)]
+    for t in args.threads:
+        out[f"ort_{t}t"] = dm.latency("onnx", path, t, x1, None, args.runs)
+        yolo = dm.YoloOnnx(path, imgsz, classes, t)
+        out[f"e2e_same_pipeline_{t}t"] = dm.e2e_per_frame(
+            video, lambda rgb, y=yolo: dm.encode_jpeg(dm.render(rgb, y.predict(rgb), classes))
+        )
+    out["e2e_ultralytics_predict_plot"] = dm.ultralytics_e2e(path, video, imgsz)
+    # the same INT8 recipe as ours (ORT static QDQ, per-channel, Conv/MatMul only), calibrated on the video's frames
+    cap, calib = dm.cv2.VideoCapture(str(video)), []
+    while len(calib) < args.calib_images and (frame := cap.read())[0]:
+        calib.append(to_input_tensor([dm.cv2.cvtColor(frame[1], dm.cv2.COLOR_BGR2RGB)], (imgsz, imgsz)))
+    cap.release()
+    q = quantize_onnx(path, path.with_name(path.stem + ".int8_qdq.onnx"), calib, fmt="qdq")
+    for t in args.threads:
+        out[f"ort_int8_qdq_{t}t"] = dm.latency("onnx", q, t, x1, None, args.runs)
+        yolo = dm.YoloOnnx(q, imgsz, classes, t)
+        out[f"e2e_same_pipeline_int8_qdq_{t}t"] = dm.e2e_per_frame(
+            video, lambda rgb, y=yolo: dm.encode_jpeg(dm.render(rgb, y.predict(rgb), classes))
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, default in DEFAULTS.items():
+        p.add_argument(f"--{name}", default=default, help=f"{name} checkpoint (default {default})")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=int, default=50, help="timed runs per batch-1 latency")
+    p.add_argument("--metric-images", type=int, default=100, help="validation images for the metric change")
+    p.add_argument("--max-drop", type=float, default=0.01)
+    p.add_argument("--calib-images", type=int, default=64, help="training images for INT8 calibration")
+    p.add_argument("--video-frames", type=int, default=200)
+    p.add_argument("--requests", type=int, default=300, help="HTTP requests (concurrency 8)")
+    p.add_argument("--no-yolo", action="store_true")
+    p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "deploy"))
+    p.add_argument("--name", default="deploy", help="results file stem under benchmarks/results/")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    t0 = time.time()
+    peak = dm.cpu_peak(args.threads)
+    models, missing = {}, {}
+    for name in DEFAULTS:
+        ckpt = Path(getattr(args, name))
+        if not ckpt.is_file():
+            missing[name] = str(ckpt)
+            logger.warning("%s: checkpoint %s not found, skipped", name, ckpt)
+            continue
+        logger.info("benchmarking %s (%s)", name, ckpt)
+        models[name] = bench_model(name, ckpt, args, peak)
+    yolo = {}
+    if not args.no_yolo:
+        for res in models.values():
+            if res["task"] == "detection" and res["input_size"][0] not in yolo:
+                video = Path(res["e2e_per_frame"]["video"])
+                try:
+                    yolo[res["input_size"][0]] = bench_yolo(res["input_size"][0], len(res["classes"]), video, args)
+                except Exception as err:  # recorded in the results instead of losing the other measurements
+                    logger.exception("YOLO11n at %d failed", res["input_size"][0])
+                    yolo[res["input_size"][0]] = {"error": repr(err)}
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(REPO),
+        "environment": environment_info(),
+        "threads": args.threads,
+        "seeds": "deterministic inputs; no sampling",
+        "cpu_peak": peak,
+        "models": models,
+        "missing_checkpoints": missing,
+        "yolo11n": {str(k): v for k, v in yolo.items()},
+        "wall_s": round(time.time() - t0, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    result["summary"] = deploy_report.summarize(result)
+    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
+    write_json(out, result)
+    out.with_suffix(".md").write_text(deploy_report.markdown(result))
+    logger.info("wrote %s and %s", out, out.with_suffix(".md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Measurement helpers of ``benchmarks/deploy.py``: latency/throughput per backend, FLOPs and CPU peak, end-to-end
+per-frame time on a video, the ZeroMQ stream over loopback, the HTTP service under load, and YOLO11n's ONNX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from kdinspect.deploy.postprocess import DetectionResult, host_nms, to_input_tensor
+from kdinspect.deploy.stream import encode_jpeg, render
+
+
+def stats_ms(times_s: Sequence[float]) -> dict[str, float]:
+    ms = sorted(t * 1e3 for t in times_s)
+    return {
+        "median_ms": round(statistics.median(ms), 3),
+        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
+        "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 3),
+        "n": len(ms),
+    }
+
+
+def time_fn(fn: Callable[[], Any], warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def make_runner(backend: str, target: Any, threads: int) -> Callable[[np.ndarray], Any]:
+    """``batch (B, 3, H, W) float32 -> outputs`` for ``pytorch`` (an eager module), an ONNX file or an OpenVINO IR."""
+    if backend == "pytorch":
+        torch.set_num_threads(threads)
+
+        def run_torch(x: np.ndarray) -> Any:
+            with torch.inference_mode():
+                return target(torch.from_numpy(x))
+
+        return run_torch
+    if str(target).endswith(".xml"):
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(target)), "CPU", {"INFERENCE_NUM_THREADS": threads})
+        request = compiled.create_infer_request()
+        return lambda x: request.infer({0: x})
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(target), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})
+
+
+def latency(
+    backend: str, target: Any, threads: int, x1: np.ndarray, x8: np.ndarray | None, runs: int
+) -> dict[str, Any]:
+    """Batch-1 latency and batch-8 throughput (when ``x8`` is given and the target takes a batch axis)."""
+    run = make_runner(backend, target, threads)
+    out: dict[str, Any] = {"threads": threads, "batch1": stats_ms(time_fn(lambda: run(x1), 5, runs))}
+    if x8 is not None:
+        t = stats_ms(time_fn(lambda: run(x8), 2, max(5, runs // 4)))
+        out["batch8"] = t | {"images_per_s": round(8000 / t["median_ms"], 2)}
+    return out
+
+
+def model_gflops(module: torch.nn.Module, size: tuple[int, int]) -> float:
+    """GFLOPs (2 x multiply-adds) of one batch-1 forward, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(torch.rand(1, 3, *size))
+    return counter.get_total_flops() / 1e9
+
+
+def cpu_peak(threads: Sequence[int], n: int = 2048) -> dict[str, Any]:
+    """Practical peak: FP32 GFLOP/s of a large matmul (torch, MKL/oneDNN); and the theoretical one from the CPU
+    flags: cores x clock x FLOP/cycle, with 2 AVX-512 FMA pipes x 16 FP32 lanes x 2 = 64 FLOP/cycle/core when the
+    CPU reports avx512f (the count of a full-width AVX-512 core; double-pumped designs reach half of it)."""
+    flags = Path("/proc/cpuinfo").read_text()
+    mhz = [float(line.split(":")[1]) for line in flags.splitlines() if line.startswith("cpu MHz")]
+    per_cycle = 64 if "avx512f" in flags else (32 if "fma" in flags else 8)
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    out: dict[str, Any] = {
+        "method": f"torch.mm {n}x{n} float32, median of 10",
+        "flop_per_cycle_per_core": per_cycle,
+        "clock_mhz": mhz[0] if mhz else None,
+    }
+    for t in threads:
+        torch.set_num_threads(t)
+        med = statistics.median(time_fn(lambda: torch.mm(a, b), 3, 10))
+        out[f"measured_gflops_{t}t"] = round(2 * n**3 / med / 1e9, 1)
+        if mhz:
+            out[f"theoretical_gflops_{t}t"] = round(t * mhz[0] * 1e6 * per_cycle / 1e9, 1)
+    return out
+
+
+def make_video(images: Sequence[Path], out: Path, size: tuple[int, int] | None = None, fps: float = 10.0) -> Path:
+    """Write the images (resized to the first one's size) as an mp4v video."""
+    first = cv2.imread(str(images[0]))
+    h, w = size or first.shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for p in images:
+        img = cv2.imread(str(p))
+        writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
+    writer.release()
+    return out
+
+
+def e2e_per_frame(video: Path, predict_draw: Callable[[np.ndarray], Any], warmup: int = 5) -> dict[str, Any]:
+    """Per-frame time of decode (OpenCV) + ``predict_draw(rgb)`` (pre-processing, inference, NMS, drawing)."""
+    cap = cv2.VideoCapture(str(video))
+    times = []
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        if not ok:
+            break
+        predict_draw(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+        i += 1
+    cap.release()
+    s = stats_ms(times)
+    return s | {"fps": round(1000 / s["median_ms"], 1)}
+
+
+class YoloOnnx:
+    """YOLO11n's raw ONNX head ``(1, 4 + nc, A)`` run with the same host steps as ours: plain resize, ONNX Runtime,
+    class-wise NMS (OpenCV), boxes mapped back to the image."""
+
+    def __init__(
+        self, path: Path, imgsz: int, classes: list[str], threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
+    ) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.imgsz, self.classes, self.score_thr, self.iou_thr = imgsz, classes, score_thr, iou_thr
+
+    def predict(self, rgb: np.ndarray) -> DetectionResult:
+        x = to_input_tensor([rgb], (self.imgsz, self.imgsz))
+        out = self.sess.run(None, {self.sess.get_inputs()[0].name: x})[0][0].T  # (A, 4 + nc)
+        xyxy = np.concatenate([out[:, :2] - out[:, 2:4] / 2, out[:, :2] + out[:, 2:4] / 2], 1)
+        boxes, scores, labels = host_nms(xyxy, out[:, 4:], self.score_thr, self.iou_thr)
+        h, w = rgb.shape[:2]
+        boxes = boxes * np.array([w, h, w, h], np.float32) / self.imgsz
+        return DetectionResult(boxes, scores, labels, self.classes, (h, w))
+
+
+def export_yolo11n(nc: int, imgsz: int, out_dir: Path) -> Path:
+    """YOLO11n from ``yolo11n.yaml`` (random init: latency only) with ``nc`` classes, exported by Ultralytics."""
+    import os
+
+    os.environ.update(
+        {
+            "YOLO_OFFLINE": "1",
+            "YOLO_AUTOINSTALL": "False",
+            "YOLO_VERBOSE": "False",
+            "YOLO_CONFIG_DIR": str(out_dir / "yolo_cfg"),
+        }
+    )
+    import yaml
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = yaml_model_load("yolo11n.yaml") | {"nc": nc}  # scale "n" comes from the file name
+    cfg_dir = out_dir / f"nc{nc}"
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    (cfg_dir / "yolo11n.yaml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k != "yaml_file"}))
+    yolo = YOLO(str(cfg_dir / "yolo11n.yaml"))
+    path = Path(yolo.export(format="onnx", imgsz=imgsz, simplify=False, dynamic=False, device="cpu"))
+    dst = out_dir / f"yolo11n_nc{nc}_{imgsz}.onnx"
+    path.replace(dst)
+    return dst
+
+
+def ultralytics_e2e(onnx_path: Path, video: Path, imgsz: int) -> dict[str, Any]:
+    """Ultralytics' own pipeline on the same video: ``YOLO(onnx).predict(frame)`` + ``result.plot()``."""
+    from ultralytics import YOLO
+
+    yolo = YOLO(str(onnx_path), task="detect")
+
+    def run(rgb: np.ndarray) -> Any:
+        return yolo.predict(rgb[..., ::-1], imgsz=imgsz, verbose=False, device="cpu")[0].plot()
+
+    return e2e_per_frame(video, run)
+
+
+def stream_bench(model: Any, video: Path, frames: int, live_fps: float = 25.0) -> dict[str, Any]:
+    """``run_stream`` on the video over loopback ZeroMQ to a receiver thread, twice: every frame as fast as possible
+    (reliable mode: throughput), and live (the video paced at ``live_fps`` like a camera, newest frame wins: latency
+    and drops)."""
+    return {
+        "every_frame_reliable": _stream_once(model, video, frames, reliable=True, fps=None),
+        f"live_{live_fps:g}fps": _stream_once(model, video, frames, reliable=False, fps=live_fps),
+    }
+
+
+def _stream_once(model: Any, video: Path, frames: int, reliable: bool, fps: float | None) -> dict[str, Any]:
+    import socket
+
+    from kdinspect.deploy.sources import open_source
+    from kdinspect.deploy.stream import run_stream
+    from kdinspect.deploy.transport import ResultPublisher, ResultReceiver
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    pub = ResultPublisher(endpoint, reliable=reliable)
+    box: dict[str, Any] = {}
+
+    def receive() -> None:
+        rx = ResultReceiver(endpoint)
+        while rx.recv_latest(timeout=30) is not None:
+            pass
+        box["rx"] = rx.stats.summary()
+        rx.close()
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    pub.wait_for_subscriber(30)
+    with open_source(str(video), every_frame=fps is None, fps=fps) as src:
+        sender = run_stream(model, src, pub, max_frames=frames)
+    pub.close()
+    thread.join(60)
+    return {"sender": sender, "receiver": box.get("rx")}
+
+
+def service_bench(model: Any, images: Sequence[Path], requests: int, concurrency: int) -> dict[str, Any]:
+    """``POST /predict`` load on loopback (uvicorn in a thread, httpx client): p50/p99 and errors."""
+    import httpx
+    import uvicorn
+
+    from kdinspect.deploy.service import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(model), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    payloads = [(p.name, p.read_bytes()) for p in images]
+
+    async def load() -> tuple[list[float], list[int], float]:
+        sem, lat, codes = asyncio.Semaphore(concurrency), [], []
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+
+            async def one(i: int) -> None:
+                name, data = payloads[i % len(payloads)]
+                async with sem:
+                    t0 = time.perf_counter()
+                    r = await client.post("/predict", files={"file": (name, data, "image/jpeg")})
+                    lat.append(time.perf_counter() - t0)
+                    codes.append(r.status_code)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(requests)))
+            return lat, codes, time.perf_counter() - t0
+
+    try:
+        lat, codes, wall = asyncio.run(load())
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    s = stats_ms(lat)
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "errors": requests - codes.count(200),
+        "p50_ms": s["median_ms"],
+        "p99_ms": s["p99_ms"],
+        "requests_per_s": round(requests / wall, 2),
+    }
+
+
+def draw_and_encode(model: Any) -> Callable[[np.ndarray], bytes]:
+    """``rgb -> JPEG`` of the overlay (what the stream publishes), for the end-to-end timing."""
+
+    def run(rgb: np.ndarray) -> bytes:
+        return encode_jpeg(render(rgb, model.predict(rgb), model.info.classes))
+
+    return run
