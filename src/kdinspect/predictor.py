@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from kdinspect.data.io import IMAGE_EXTENSIONS, ImageReadError, load_image
 from kdinspect.data.structures import Batch, DetTarget, ImageMeta, SegTarget
 from kdinspect.deploy.draw import draw_detections, overlay_mask
+from kdinspect.deploy.imageio import list_images
 from kdinspect.engine.checkpoint import LoadedModel, load_model
 from kdinspect.tasks.build import TASKS
 from kdinspect.utils.io import write_json
@@ -26,16 +26,7 @@ logger = logging.getLogger(__name__)
 
 def iter_images(source: str | Path) -> list[Path]:
     """Image files named by ``source``: one file, a folder (sorted, non-recursive) or a glob pattern."""
-    src = Path(source)
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    elif src.is_file():
-        files = [src]
-    else:
-        files = sorted(Path(p) for p in glob.glob(str(source)) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"no images found at {source} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-    return files
+    return list_images(source, IMAGE_EXTENSIONS)
 
 
 def _transform(loaded: LoadedModel) -> Any:

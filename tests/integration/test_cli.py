@@ -47,6 +47,10 @@ def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     assert verify["verify_images"] == 8 and verify["parity"]["max_abs_diff_prob"] < 1e-3
     check = verify["metric_check"]
     assert check["metric"] == "f1" and abs(check["delta_onnx"]) <= 0.01 and check["images"] == 8
+    # a failing check is an error (exit 2) and its report is still written next to the model
+    bad = tmp_path / "bad.onnx"
+    assert main(["export", str(run / "best.safetensors"), "--out", str(bad), "--imgsz", "64", "--max-drop", "-1"]) == 2
+    assert "metric_check" in json.loads(bad.with_suffix(".verify.json").read_text())
 
     imgs = sorted((tmp_path / "data").rglob("*.png"))
     src = tmp_path / "src"

@@ -7,6 +7,7 @@ allocates 1.2 GB), each with an :class:`ImageDecodeError` that says what is wron
 
 from __future__ import annotations
 
+import glob
 import struct
 from pathlib import Path
 
@@ -122,15 +123,15 @@ def read_image(path: str | Path, max_pixels: int = 400_000_000) -> np.ndarray:
     return decode_image(path.read_bytes(), max_pixels, str(path))
 
 
-def list_images(source: str | Path) -> list[Path]:
-    """Image files of ``source``: one file or a folder (sorted, non-recursive)."""
+def list_images(source: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files named by ``source``: one file, a folder (sorted, non-recursive) or a glob pattern."""
     src = Path(source)
     if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in extensions)
     elif src.is_file():
         files = [src]
     else:
-        raise FileNotFoundError(f"{source}: no such file or folder")
+        files = sorted(Path(p) for p in glob.glob(str(source)) if Path(p).suffix.lower() in extensions)
     if not files:
-        raise FileNotFoundError(f"no images in {source} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+        raise FileNotFoundError(f"no images found at {source} (extensions: {', '.join(extensions)})")
     return files

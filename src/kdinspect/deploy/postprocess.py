@@ -130,7 +130,7 @@ def split_dets(
                 d[:, 5].copy(),
                 d[:, 6].astype(np.int64),
                 classes,
-                tuple(image_sizes[b]),
+                (int(image_sizes[b][0]), int(image_sizes[b][1])),
             )
         )
     return out

@@ -53,7 +53,9 @@ def receive_stream(
                 break  # end of stream or idle timeout
             if window is not None and msg.jpeg:
                 bgr = cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_COLOR)
-                if not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+                if bgr is None:
+                    logger.warning("frame %s: the JPEG part does not decode", msg.meta.get("seq"))
+                elif not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
                     break
     except KeyboardInterrupt:
         logger.info("interrupted")

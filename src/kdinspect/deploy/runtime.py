@@ -231,12 +231,14 @@ class OrtModel:
                 for p, (h, w) in zip(probs, sizes)
             ]
         if "dets" in outputs:
-            return split_dets(outputs["dets"], len(sizes), self.score_thr, info.input_size, sizes, info.classes)
+            return list[Result](
+                split_dets(outputs["dets"], len(sizes), self.score_thr, info.input_size, sizes, info.classes)
+            )
         if "boxes" not in outputs or "scores" not in outputs:
             raise ValueError(
                 f"{self.path}: detection model outputs {sorted(outputs)}; expected 'dets' or 'boxes' and 'scores'"
             )
-        results = []
+        results: list[Result] = []
         for b, size in enumerate(sizes):
             boxes, scores, labels = host_nms(
                 outputs["boxes"][b], outputs["scores"][b], self.score_thr, info.iou_thr, self.max_det

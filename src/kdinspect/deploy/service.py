@@ -16,7 +16,7 @@ import importlib.resources
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ class StreamWatcher:
         self.receiver.close()
 
 
-async def _read_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _read_body(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The request body, chunk by chunk, failing as soon as it exceeds ``limit`` bytes."""
     total = 0
     async for chunk in request.stream():

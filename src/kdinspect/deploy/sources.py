@@ -62,7 +62,8 @@ class _Reader:
             self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         native = self.cap.get(cv2.CAP_PROP_FPS) if self.cap is not None else 0.0
         self.fps = fps or (native if native and native > 0 else 10.0)
-        self.count = len(self.files) if self.files is not None else int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        frames = self.cap.get(cv2.CAP_PROP_FRAME_COUNT) if self.cap is not None else 0
+        self.count = len(self.files) if self.files is not None else int(frames or 0)
         self._i = 0
 
     def read(self) -> np.ndarray | None:

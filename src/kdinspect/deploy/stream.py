@@ -160,7 +160,7 @@ def run_stream(
 
 def _open_writer(path: str | Path, shape: tuple[int, ...], fps: float) -> cv2.VideoWriter:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (shape[1], shape[0]))
     if not writer.isOpened():
         raise OSError(f"{path}: OpenCV could not open a video writer (try a .mp4 or .avi name)")
     return writer

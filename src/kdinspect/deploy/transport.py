@@ -134,7 +134,7 @@ class ResultPublisher:
         self.endpoint = check_endpoint(endpoint)
         self.reliable = reliable
         self.ctx = zmq.Context()
-        self.auth = None
+        self.auth: Any = None
         self.sock = self.ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         self.sock.setsockopt(zmq.SNDHWM, 100_000 if reliable else max(1, hwm))

@@ -16,7 +16,7 @@ import torch
 
 from kdinspect.engine.checkpoint import LoadedModel, load_model
 from kdinspect.export.onnx import export_onnx, inference_module
-from kdinspect.export.verify import ExportMismatchError, compare_outputs
+from kdinspect.export.verify import ExportMismatchError, compare_outputs, parity_failures
 from kdinspect.utils.io import write_json
 
 __all__ = ["ExportCheckError", "export_checkpoint", "parse_imgsz"]
@@ -59,13 +59,14 @@ def _inputs(samples: list[Any], size: tuple[int, int], n: int) -> list[np.ndarra
     return [to_input_tensor([read_image(s.meta.path)], size) for s in samples[:n]]
 
 
-def _parity(loaded: LoadedModel, path: Path, inputs: list[np.ndarray], nms: bool, atol: float) -> dict[str, float]:
+def _parity(
+    loaded: LoadedModel, path: Path, inputs: list[np.ndarray], nms: bool, atol: float, report: dict[str, Any], key: str
+) -> None:
+    """Store the parity report of ``path`` under ``report[key]`` (so it is saved), then raise if it failed."""
     module = inference_module(loaded.model, loaded.kind, nms)
-    report = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], atol=atol, raise_on_fail=False)
-    bad = {k: v for k, v in report.items() if (k.startswith("max_abs") and v > atol) or (k.startswith("mismatch") and v)}
-    if bad:
+    report[key] = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], atol=atol, raise_on_fail=False)
+    if bad := parity_failures(report[key], atol):
         raise ExportCheckError(f"{path}: runtime outputs differ from PyTorch beyond atol={atol}: {bad}")
-    return report
 
 
 def _int8(
@@ -174,17 +175,16 @@ def export_checkpoint(
     }
     verify_path = out.with_suffix(".verify.json")
     try:
-        report["parity"] = _parity(loaded, out, inputs, nms, atol)
+        _parity(loaded, out, inputs, nms, atol, report, "parity")
         if dynamic:
-            report["parity_batch2"] = _parity(loaded, out, [np.concatenate(inputs[:2] * 2)[:2]], nms, atol)
+            _parity(loaded, out, [np.concatenate(inputs[:2] * 2)[:2]], nms, atol, report, "parity_batch2")
         models: dict[str, Path] = {"onnx": out}
         if openvino:
             from kdinspect.export.openvino import export_openvino
 
             models["openvino"] = export_openvino(out)
-            report["openvino"] = {"file": str(models["openvino"])} | _parity(
-                loaded, models["openvino"], inputs, nms, atol
-            )
+            _parity(loaded, models["openvino"], inputs, nms, atol, report, "openvino")
+            report["openvino"]["file"] = str(models["openvino"])
         if int8:
             calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
             path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)

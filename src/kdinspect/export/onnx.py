@@ -21,7 +21,8 @@ def inference_module(model: nn.Module, kind: str, nms: bool = True) -> nn.Module
     """The model's export wrapper: ``images (B,3,H,W) RGB [0,1] -> NamedTuple`` of named outputs."""
     if not hasattr(model, "inference_module"):
         raise TypeError(f"{type(model).__name__} has no inference_module(); it cannot be exported")
-    module = model.inference_module(nms=nms) if kind == "detection" else model.inference_module()
+    build = model.inference_module
+    module = build(nms=nms) if kind == "detection" else build()  # type: ignore[operator]
     return module.eval()
 
 

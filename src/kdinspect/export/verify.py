@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ExportMismatchError", "compare_dets", "compare_outputs"]
+__all__ = ["ExportMismatchError", "compare_dets", "compare_outputs", "parity_failures"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,15 @@ def compare_outputs(
             mismatch[name] += unmatched
     report: dict[str, float] = {f"max_abs_diff_{k}": v for k, v in worst.items()}
     report |= {f"mismatch_{k}": float(v) for k, v in mismatch.items()}
-    bad = {k: v for k, v in report.items() if (k.startswith("max_abs") and v > atol) or (k.startswith("mis") and v)}
+    bad = parity_failures(report, atol)
     if bad and raise_on_fail:
         raise ExportMismatchError(f"{model_path}: runtime output differs from PyTorch beyond atol={atol}: {bad}")
     return report
+
+
+def parity_failures(report: dict[str, float], atol: float) -> dict[str, float]:
+    """The entries of a :func:`compare_outputs` report that fail: differences above ``atol``, any mismatch."""
+    return {k: v for k, v in report.items() if (k.startswith("max_abs") and v > atol) or (k.startswith("mis") and v)}
 
 
 def compare_dets(ref: np.ndarray, got: np.ndarray, iou_thr: float = 0.9, tie_tol: float = 1e-4) -> tuple[float, int]:
