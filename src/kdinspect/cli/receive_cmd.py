@@ -12,7 +12,7 @@ HELP = "receive a stream's results over ZeroMQ: show or save frames, log JSON li
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--connect", required=True, metavar="tcp://HOST:PORT", help="address of 'kdinspect stream --publish'"
+        "--connect", required=True, metavar="tcp://HOST:PORT | PORT", help="address of 'kdinspect stream --publish'"
     )
     p.add_argument("--show", action="store_true", help="show frames in a window (needs OpenCV with GUI support)")
     p.add_argument("--save", default=None, metavar="DIR", help="save every received JPEG overlay here")

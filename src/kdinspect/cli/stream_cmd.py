@@ -16,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--publish",
         default=None,
-        metavar="tcp://HOST:PORT",
-        help="publish results over ZeroMQ PUB (bind address; use 127.0.0.1 unless it must leave the box)",
+        metavar="tcp://HOST:PORT | PORT",
+        help="publish results over ZeroMQ PUB at this bind address (a bare PORT binds 127.0.0.1 only)",
     )
     p.add_argument("--reliable", action="store_true", help="lossless publishing: wait for slow receivers")
     p.add_argument(

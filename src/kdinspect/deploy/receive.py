@@ -40,6 +40,7 @@ def receive_stream(
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed in finally
+
     def record(msg: Message) -> None:  # every received frame, shown or not
         if log is not None:
             log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")

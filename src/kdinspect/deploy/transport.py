@@ -48,7 +48,11 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def check_endpoint(endpoint: str) -> str:
-    """Validate ``tcp://HOST:PORT`` (or ``ipc://``/``inproc://``) and return it."""
+    """Validate ``tcp://HOST:PORT`` (or ``ipc://``/``inproc://``) and return it; a bare ``PORT`` or ``:PORT`` means
+    ``tcp://127.0.0.1:PORT`` (loopback unless a host is given)."""
+    bare = endpoint.lstrip(":")
+    if bare.isdigit():
+        return f"tcp://127.0.0.1:{bare}"
     url = urlparse(endpoint)
     if url.scheme in ("ipc", "inproc"):
         return endpoint

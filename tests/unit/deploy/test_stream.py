@@ -154,6 +154,15 @@ def test_newest_frame_source_drops_stale_frames(assets: dict[str, Path]) -> None
     assert got == sorted(got) and got[-1] - got[0] > 30 and src.dropped > 0
 
 
+def test_endpoints_default_to_loopback() -> None:
+    from kdinspect.deploy.transport import check_endpoint
+
+    assert check_endpoint("5555") == check_endpoint(":5555") == "tcp://127.0.0.1:5555"
+    assert check_endpoint("tcp://0.0.0.0:7000") == "tcp://0.0.0.0:7000"
+    with pytest.raises(ValueError, match="tcp://HOST:PORT"):
+        check_endpoint("tcp://nowhere")
+
+
 def test_curve_encrypted_and_authenticated(tmp_path: Path) -> None:
     keys = create_curve_keys(tmp_path / "keys")
     stranger = create_curve_keys(tmp_path / "other")
