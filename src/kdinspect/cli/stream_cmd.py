@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every-frame", action="store_true", help="process every frame of files (no dropping)")
     p.add_argument("--fps", type=float, default=None, help="pacing of files/folders (default: the video's own)")
     p.add_argument("--loop", action="store_true", help="restart files and folders at the end")
+    p.add_argument(
+        "--reconnect", type=int, default=10, help="cameras/URLs: reopen attempts after a break (-1 = forever)"
+    )
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         if args.wait_subscriber and not publisher.wait_for_subscriber(args.wait_subscriber):
             publisher.close(0.1)
             raise TimeoutError(f"no receiver subscribed to {args.publish} within {args.wait_subscriber} s")
-    source = open_source(args.source, every_frame=args.every_frame, fps=args.fps, loop=args.loop)
+    source = open_source(
+        args.source, every_frame=args.every_frame, fps=args.fps, loop=args.loop, reconnect=args.reconnect
+    )
     try:
         summary = run_stream(
             model, source, publisher, args.record, args.show, args.max_frames, args.duration, args.jpeg_quality

@@ -95,6 +95,9 @@ class FrameSource:
             always real time.
         fps: frame rate for pacing folders and files (default: the video's own, 10 for folders).
         loop: restart files and folders at the end (for demos and soak runs).
+        reconnect: live sources (camera, URL): reopen this many times, ``reconnect_delay`` s apart, after the
+            stream breaks (a camera unplugged, an RTSP server restarted) before ending; -1 = forever.
+        reconnect_delay: seconds between reconnection attempts.
     """
 
     def __init__(
@@ -104,8 +107,13 @@ class FrameSource:
         realtime: bool | None = None,
         fps: float | None = None,
         loop: bool = False,
+        reconnect: int = 10,
+        reconnect_delay: float = 1.0,
     ) -> None:
         self.spec = str(spec)
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.reconnects = 0
         self.reader = _Reader(self.spec, fps)
         self.every_frame = every_frame
         self.realtime = (not every_frame) if realtime is None else realtime
@@ -128,6 +136,20 @@ class FrameSource:
         if img is None and self.loop and not self.reader.live:
             self.reader.close()
             self.reader = _Reader(self.spec, self.reader.fps)
+            img = self.reader.read()
+        attempts = 0
+        while img is None and self.reader.live and (self.reconnect < 0 or attempts < self.reconnect):
+            if self._stop.wait(self.reconnect_delay):
+                return None
+            attempts += 1
+            logger.warning("%s: no frame, reconnecting (attempt %d)", self.spec, attempts)
+            self.reader.close()
+            try:
+                self.reader = _Reader(self.spec, self.reader.fps)
+            except OSError as err:
+                logger.warning("%s: %s", self.spec, err)
+                continue
+            self.reconnects += 1
             img = self.reader.read()
         return img
 
@@ -199,6 +221,7 @@ def open_source(
     realtime: bool | None = None,
     fps: float | None = None,
     loop: bool = False,
+    reconnect: int = 10,
 ) -> FrameSource:
     """Open a :class:`FrameSource` (see its arguments)."""
-    return FrameSource(spec, every_frame, realtime, fps, loop)
+    return FrameSource(spec, every_frame, realtime, fps, loop, reconnect)

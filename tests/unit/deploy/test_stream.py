@@ -154,6 +154,40 @@ def test_newest_frame_source_drops_stale_frames(assets: dict[str, Path]) -> None
     assert got == sorted(got) and got[-1] - got[0] > 30 and src.dropped > 0
 
 
+def test_live_source_reconnects_after_the_stream_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera/RTSP source that stops delivering is reopened; it ends after ``reconnect`` failed attempts in a row."""
+    from kdinspect.deploy import sources
+
+    opened: list[int] = []
+
+    class FlakyCamera:
+        def __init__(self, spec: str, fps: float | None) -> None:
+            opened.append(1)
+            if len(opened) > 3:  # the camera is gone for good after two outages
+                raise OSError(f"{spec}: OpenCV could not open this source")
+            self.live, self.fps, self.left = True, 30.0, 3
+
+        def read(self) -> np.ndarray | None:
+            self.left -= 1
+            return np.zeros((4, 4, 3), np.uint8) if self.left >= 0 else None
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sources, "_Reader", FlakyCamera)
+    src = sources.FrameSource("rtsp://camera/stream", every_frame=True, reconnect=2, reconnect_delay=0.01)
+    frames = []
+    while (frame := src.get(timeout=5)) is not None:
+        frames.append(frame.index)
+    src.close()
+    assert frames == list(range(9)) and src.reconnects == 2 and len(opened) == 5
+
+
+def test_unreachable_source_is_a_clear_error() -> None:
+    with pytest.raises((OSError, FileNotFoundError), match="nope"):
+        open_source("/no/such/dir/nope")
+
+
 def test_endpoints_default_to_loopback() -> None:
     from kdinspect.deploy.transport import check_endpoint
 
