@@ -57,6 +57,12 @@ def _has_openvino() -> bool:
     return True
 
 
+def _size_mb(path: Path) -> float:
+    """File size in MB (an OpenVINO IR counts its .xml and .bin)."""
+    parts = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+    return round(sum(p.stat().st_size for p in parts if p.exists()) / 1e6, 3)
+
+
 def _input_size(loaded: Any, samples: list[Any]) -> tuple[int, int]:
     d = loaded.cfg.data
     if loaded.kind == "detection":
@@ -165,7 +171,7 @@ def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str,
         "input_size": list(size),
         "params": sum(p.numel() for p in loaded.model.parameters()),
         "gflops": round(gflops, 3),
-        "sizes_mb": {k: round(v["b1"].stat().st_size / 1e6, 3) for k, v in files.items() if v["b1"].suffix == ".onnx"},
+        "sizes_mb": {k: _size_mb(v["b1"]) for k, v in files.items()},
         "export": exported["report"],
         "metric": metric,
         "latency": lat,
