@@ -53,6 +53,7 @@ class StreamWatcher:
         from kdinspect.deploy.transport import ResultReceiver
 
         self.endpoint = endpoint
+        self.curve = curve
         self.receiver = ResultReceiver(endpoint, curve, hwm=4)
         self.latest: tuple[dict[str, Any], bytes] | None = None
         self._stop = threading.Event()
@@ -60,10 +61,15 @@ class StreamWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        from kdinspect.deploy.transport import ResultReceiver
+
         while not self._stop.is_set():
-            msg = self.receiver.recv(timeout=0.2)
+            msg = self.receiver.recv_latest(timeout=0.2)
             if msg is not None:
                 self.latest = (msg.meta | {"latency_ms": round(msg.latency_ms, 3)}, msg.jpeg)
+            elif self.receiver.stats.ended:  # that stream ended: wait for the next one with fresh counters
+                self.receiver.close()
+                self.receiver = ResultReceiver(self.endpoint, self.curve, hwm=4)
 
     def status(self) -> dict[str, Any]:
         return {
