@@ -55,7 +55,9 @@ def make_runner(backend: str, target: Any, threads: int) -> Callable[[np.ndarray
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(str(target)), "CPU", {"INFERENCE_NUM_THREADS": threads})
+        precision = "bf16" if backend.endswith("bf16") else "f32"
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision}
+        compiled = core.compile_model(core.read_model(str(target)), "CPU", config)
         request = compiled.create_infer_request()
         return lambda x: request.infer({0: x})
     import onnxruntime as ort

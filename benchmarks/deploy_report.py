@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BACKENDS = ("pytorch_eager", "onnx_fp32", "onnx_int8_qdq", "onnx_int8_qoperator", "openvino_fp32")
+BACKENDS = ("pytorch_eager", "onnx_fp32", "onnx_int8_qdq", "onnx_int8_qoperator", "openvino_fp32", "openvino_bf16")
 
 
 def _fmt(v: Any, nd: int = 2) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,7 +88,7 @@ def _torch_pred(loaded: LoadedModel, task: Any, sample: Any) -> Any:
 
 def metric_check(
     loaded: LoadedModel,
-    models: Mapping[str, str | Path],
+    models: Mapping[str, Any],
     samples: list[Any],
     threads: int = 1,
 ) -> dict[str, Any]:
@@ -97,7 +96,8 @@ def metric_check(
 
     Args:
         loaded: the checkpoint's model.
-        models: name -> exported file (``.onnx`` or OpenVINO ``.xml``), each run through ``OrtModel``.
+        models: name -> exported file (``.onnx`` or OpenVINO ``.xml``), run through ``OrtModel``, or an ``OrtModel``
+            (give it score threshold 0 for detection metrics).
         samples: validation samples (from :func:`load_val_subset`).
         threads: runtime threads.
 
@@ -110,7 +110,10 @@ def metric_check(
     from kdinspect.tasks.build import TASKS
 
     task = TASKS[loaded.kind](loaded.model.eval(), loaded.classes)
-    runtimes = {name: OrtModel(p, threads=threads, score_thr=0.0) for name, p in models.items()}
+    runtimes = {
+        name: p if isinstance(p, OrtModel) else OrtModel(p, threads=threads, score_thr=0.0)
+        for name, p in models.items()
+    }
     preds: dict[str, list[Any]] = {"pytorch": [], **{name: [] for name in runtimes}}
     for sample in samples:
         preds["pytorch"].append(_torch_pred(loaded, task, sample))

@@ -111,7 +111,8 @@ def _runner(path: Path, threads: int):
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_NUM_THREADS": threads})
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         names = [o.get_any_name() for o in compiled.outputs]
         return lambda x: {n: np.asarray(v) for n, v in zip(names, compiled(x).values())}
     import onnxruntime as ort
