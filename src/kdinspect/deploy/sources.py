@@ -14,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -215,13 +216,6 @@ class FrameSource:
         self.close()
 
 
-def open_source(
-    spec: str | int,
-    every_frame: bool = False,
-    realtime: bool | None = None,
-    fps: float | None = None,
-    loop: bool = False,
-    reconnect: int = 10,
-) -> FrameSource:
-    """Open a :class:`FrameSource` (see its arguments)."""
-    return FrameSource(spec, every_frame, realtime, fps, loop, reconnect)
+def open_source(spec: str | int, **options: Any) -> FrameSource:
+    """Open a :class:`FrameSource`; ``options`` are its keyword arguments (``every_frame``, ``fps``, ``loop``, ...)."""
+    return FrameSource(spec, **options)
