@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 Result = DetectionResult | SegmentationResult
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+DEFAULT_SCORE_THR = 0.25  # shown/returned detections; the graph keeps more (its own threshold is for mAP)
 
 
 @dataclass
@@ -148,7 +149,8 @@ class OrtModel:
         path: ``.onnx`` file (or an OpenVINO ``.xml`` written by ``kdinspect export --openvino``).
         threads: intra-op threads (None = the runtime's default, one per core).
         providers: ONNX Runtime execution providers (default: TensorRT, CUDA when present, then CPU).
-        score_thr: detection score threshold (default: the one stored at export).
+        score_thr: detection score threshold (default: 0.25, or the graph's own threshold when higher; 0 keeps
+            everything the graph returns, as the metric check does).
         mask_thr: segmentation threshold for masks and summaries.
         max_det: most detections kept per image with host NMS.
         ov_precision: OpenVINO IR only: ``f32`` (default, matches the export) or ``bf16`` (faster on CPUs with
@@ -180,7 +182,7 @@ class OrtModel:
         else:
             raise ValueError(f"{self.path}: unsupported model file; valid: .onnx, .xml (OpenVINO IR)")
         self.info = _parse_metadata(self.backend.metadata, self.backend.input_shape, str(self.path))
-        self.score_thr = self.info.score_thr if score_thr is None else score_thr
+        self.score_thr = max(DEFAULT_SCORE_THR, self.info.score_thr) if score_thr is None else score_thr
         self.mask_thr = mask_thr
         self.max_det = max_det
         self.last_timing: dict[str, float] = {}

@@ -26,6 +26,24 @@ def inference_module(model: nn.Module, kind: str, nms: bool = True) -> nn.Module
     return module.eval()
 
 
+# Attribute names under which detectors keep their in-graph thresholds (ours, GFL, torchvision RoIHeads).
+_THRESHOLDS = {"score_thr": ("score_thr", "score_thresh"), "iou_thr": ("iou_thr", "nms_iou", "nms_thresh")}
+
+
+def _nms_metadata(*modules: nn.Module) -> dict[str, str]:
+    """``kdinspect.score_thr`` / ``kdinspect.iou_thr`` of the graph: the first matching attribute found on the
+    modules or their ``roi_heads`` (two-stage detectors; not the RPN's proposal thresholds)."""
+    holders = [h for m in modules for h in (m, getattr(m, "roi_heads", None)) if isinstance(h, nn.Module)]
+    out = {}
+    for key, names in _THRESHOLDS.items():
+        for m in holders:
+            hit = next((getattr(m, n) for n in names if hasattr(m, n)), None)
+            if isinstance(hit, int | float):
+                out[f"kdinspect.{key}"] = str(float(hit))
+                break
+    return out
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -88,10 +106,7 @@ def export_onnx(
         "kdinspect.precision": "fp32",
     }
     if kind == "detection":
-        for attr in ("score_thr", "iou_thr"):
-            value = getattr(module, attr, getattr(model, attr, None))
-            if value is not None:
-                meta[f"kdinspect.{attr}"] = str(float(value))
+        meta |= _nms_metadata(module, model)
     meta |= {k: str(v) for k, v in (extra_metadata or {}).items()}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
