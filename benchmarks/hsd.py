@@ -1,0 +1,335 @@
+"""HSD benchmark (one command per dataset): teacher, student, HSD-distilled student, Ultralytics YOLO11n with and
+without its built-in distillation, all at the same epochs, image size and thread count.
+
+    python benchmarks/hsd.py --dataset neu-det            # every row, 2 seeds for the students, then latency
+    python benchmarks/hsd.py --dataset deeppcb            # rows 1-3
+    python benchmarks/hsd.py --dataset neu-det --report   # re-aggregate finished jobs only
+
+Every training job runs as ``python benchmarks/hsd.py --job ID`` behind ``--launcher`` (default
+``/work/tools/cpu-slot`` when present: one of the two machine-wide CPU slots, 1 torch thread); up to ``--workers`` at
+once. A job trains, evaluates the final weights on the test split with kdinspect's COCO evaluator (faster-coco-eval),
+exports ONNX graphs (in-graph NMS and decode-only), counts parameters and FLOPs and writes ``row.json`` in its folder
+under ``benchmarks/work/hsd/<dataset>/`` (git-ignored), so an interrupted benchmark resumes where it stopped. When all
+jobs are done, ONNX Runtime latency is measured under ``--latency-launcher`` (``/work/tools/cpu-whole``: nothing heavy
+beside it). The report ``benchmarks/results/hsd_<dataset>.json`` / ``.md`` is rewritten after every finished job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from hsd_report import write_report  # noqa: E402
+
+SHARED = Path(os.environ.get("KDINSPECT_SHARED_DATA", REPO.parent / "shared" / "datasets"))
+DATASETS: dict[str, dict[str, Any]] = {
+    "neu-det": {"folder": "neu-det", "epochs": 12, "imgsz": 192, "yolo": True, "seeds": (0, 1)},
+    "deeppcb": {"folder": "deeppcb", "epochs": 12, "imgsz": 320, "yolo": False, "seeds": (0,)},
+}
+OURS = ("teacher", "student", "student_hsd", "student_scratch")
+YOLO_MODELS = {"yolo11n": "yolo11n.yaml", "yolo11s": "yolo11s.yaml", "yolo11n_distill": "yolo11n.yaml"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run. ``row`` names the benchmark row, ``deps`` the jobs whose weights it needs."""
+
+    row: str
+    seed: int
+    deps: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.row}_s{self.seed}"
+
+
+def jobs_for(dataset: str, seeds: tuple[int, ...], scratch: bool) -> list[Job]:
+    """Jobs in launch order: one full table (seed 0) first, then the extra student seeds."""
+    s0 = seeds[0]
+    jobs = [Job("teacher", s0), Job("student", s0)]
+    if DATASETS[dataset]["yolo"]:
+        jobs.append(Job("yolo11n", s0))
+    jobs.append(Job("student_hsd", s0, (f"teacher_s{s0}",)))
+    if DATASETS[dataset]["yolo"]:
+        jobs += [Job("yolo11s", s0), Job("yolo11n_distill", s0, (f"yolo11s_s{s0}",))]
+    if scratch:
+        jobs.append(Job("student_scratch", s0))
+    for s in seeds[1:]:
+        jobs += [Job("student", s), Job("student_hsd", s, (f"teacher_s{s0}",))]
+    return jobs
+
+
+def work_dir(args: argparse.Namespace) -> Path:
+    suffix = f"-smoke{args.smoke}" if args.smoke else ""
+    return REPO / "benchmarks" / "work" / "hsd" / f"{args.dataset}{suffix}"
+
+
+def _done(args: argparse.Namespace, job: Job) -> bool:
+    return (work_dir(args) / job.id / "row.json").exists()
+
+
+# --------------------------------------------------------------------------- one job (runs behind the launcher)
+def _our_config(args: argparse.Namespace, job: Job) -> Any:
+    from kdinspect.config import load_config
+
+    role = "student" if job.row == "student_scratch" else job.row
+    path = REPO / "configs" / "hsd" / f"{args.dataset}_{role}.yaml"
+    wd = work_dir(args)
+    overrides = [
+        f"data.root={SHARED / DATASETS[args.dataset]['folder']}", f"data.imgsz={args.imgsz}",
+        f"train.epochs={args.epochs}", f"train.seed={job.seed}", f"train.threads={args.threads}",
+        "train.eval_interval=0", f"train.out_dir={wd}", f"train.name={job.id}", f"data.limit={args.smoke}",
+    ]  # fmt: skip
+    if job.row == "student_hsd":
+        overrides.append(f"distill.teacher={wd / job.deps[0] / 'last.safetensors'}")
+    if job.row == "student_scratch":
+        overrides.append("model.params.pretrained=false")
+    if (wd / job.id / "last.safetensors").exists():
+        overrides.append("train.resume=true")
+    return load_config(path, overrides)
+
+
+def run_our_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
+    """Train with ``kdinspect.api.train``; evaluate, export and measure the final (= last) weights."""
+    from hsd_measure import count_flops, count_params
+
+    from kdinspect.api import train
+    from kdinspect.engine.checkpoint import load_model
+    from kdinspect.export.onnx import export_onnx
+
+    cfg = _our_config(args, job)
+    t0 = time.perf_counter()
+    result = train(cfg, progress=False)  # eval_interval 0: one evaluation, of the final weights (best == last)
+    wall = time.perf_counter() - t0
+    loaded = load_model(result.last)
+    model = loaded.model
+    out = work_dir(args) / job.id
+    onnx = {}
+    for nms in (True, False):
+        path = out / f"{job.id}_{'nms' if nms else 'raw'}.onnx"
+        export_onnx(model, path, (args.imgsz, args.imgsz), "detection", loaded.classes, cfg.model.name, 17, False, nms)
+        onnx["nms" if nms else "raw"] = str(path)
+    p = cfg.model.params
+    metrics = result.metrics
+    return {
+        "model": f"HSD {job.row.replace('_', ' ')} ({p.get('backbone')} + {'FPN' if job.row == 'teacher' else 'HKN'}"
+        f"-{p.get('channels')} + HKH-{p.get('channels')})",
+        "system": "kdinspect",
+        "imagenet_init": bool(p.get("pretrained", False)),
+        "distill": "HSD LD from the teacher" if job.row == "student_hsd" else "",
+        "mAP50": metrics["mAP50"], "mAP50_95": metrics["mAP"], "mAP75": metrics["mAP75"],
+        "per_class_AP50": {k[5:]: v for k, v in metrics.items() if k.startswith("AP50_")},
+        "params": count_params(model), "gflops": count_flops(model.inference_module(nms=False), args.imgsz),
+        "train_wall_s": wall, "batch": cfg.train.batch_size, "lr": cfg.train.lr, "optimizer": cfg.train.optimizer,
+        "scheduler": cfg.train.scheduler, "cls_loss": p.get("cls_loss"), "ca_mode": p.get("ca_mode"),
+        "thresholds": {"score": model.score_thr, "nms_iou": model.nms_iou, "max_det": model.max_per_img},
+        "onnx": onnx,
+    }  # fmt: skip
+
+
+def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
+    """Convert the data (once), train Ultralytics offline, evaluate its predictions with our COCO evaluator."""
+    import hsd_yolo
+
+    wd = work_dir(args)
+    out = wd / job.id
+    hsd_yolo.offline_env(wd / "yolo_config")
+    from hsd_measure import count_flops, count_params
+
+    from kdinspect.config import DataConfig
+    from kdinspect.data import read_split
+    from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
+
+    data_cfg = DataConfig(
+        format="voc", root=str(SHARED / DATASETS[args.dataset]["folder"]), train="trainval", val="test"
+    )
+    data_cfg.limit = args.smoke
+    index = {s: read_split(data_cfg, s) for s in ("train", "val")}
+    data_yaml = wd / "yolo_data" / "data.yaml"
+    if not data_yaml.exists():
+        hsd_yolo.convert_dataset({s: ix.records for s, ix in index.items()}, index["train"].classes, wd / "yolo_data")
+    distill = str(wd / job.deps[0] / "weights" / "last.pt") if job.deps else ""
+    targs = argparse.Namespace(
+        data=str(data_yaml),
+        model=YOLO_MODELS[job.row],
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=8,
+        seed=job.seed,
+        threads=args.threads,
+        distill=distill,
+        out=str(out),
+    )
+    trained = hsd_yolo.train(targs)
+    weights = Path(trained["weights"])
+    records = index["val"].records
+    preds = hsd_yolo.predict(weights, [Path(r.image) for r in records], args.imgsz, args.threads)
+    gts = [GroundTruth(r.image_id, r.width, r.height, r.boxes, r.labels) for r in records]
+    metrics = evaluate_detections(preds, gts, index["val"].classes, out / "eval_last")
+    onnx = {
+        k: str(hsd_yolo.export_onnx(weights, args.imgsz, k == "nms", out / f"{job.id}_{k}.onnx"))
+        for k in ("nms", "raw")
+    }
+    from ultralytics import YOLO
+
+    net = YOLO(str(weights)).model.float().eval()
+    return {
+        "model": {"yolo11n": "YOLO11n (scratch)", "yolo11s": "YOLO11s (scratch; teacher of the distilled YOLO11n)",
+                  "yolo11n_distill": "YOLO11n + Ultralytics distill_model=YOLO11s"}[job.row],
+        "system": "ultralytics", "imagenet_init": False, "distill": "Ultralytics distill_model (YOLO11s)" if distill else "",
+        "mAP50": metrics["mAP50"], "mAP50_95": metrics["mAP"], "mAP75": metrics["mAP75"],
+        "per_class_AP50": {k[5:]: v for k, v in metrics.items() if k.startswith("AP50_")},
+        "params": count_params(net), "gflops": count_flops(net, args.imgsz), "train_wall_s": trained["train_wall_s"],
+        "batch": 8, "optimizer": "Ultralytics 'auto' (AdamW for short runs)", "scheduler": "Ultralytics default (linear)",
+        "thresholds": {"score": 0.001, "nms_iou": 0.7, "max_det": 300, "onnx_nms_conf": 0.25},
+        "onnx": onnx,
+    }  # fmt: skip
+
+
+def run_job(args: argparse.Namespace, job_id: str) -> None:
+    jobs = {j.id: j for j in jobs_for(args.dataset, tuple(args.seeds), True)}
+    if job_id not in jobs:
+        raise SystemExit(f"unknown job {job_id!r}; valid: {sorted(jobs)}")
+    job = jobs[job_id]
+    import torch
+
+    torch.set_num_threads(args.threads)
+    row = run_yolo_job(args, job) if job.row in YOLO_MODELS else run_our_job(args, job)
+    row |= {"job": job.id, "row": job.row, "seed": job.seed, "epochs": args.epochs, "imgsz": args.imgsz,
+            "threads": args.threads, "dataset": args.dataset,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+    from kdinspect.utils.io import write_json
+
+    write_json(work_dir(args) / job.id / "row.json", row)
+
+
+# --------------------------------------------------------------------------- latency (behind cpu-whole)
+def run_latency(args: argparse.Namespace) -> None:
+    """Time every finished row's ONNX graphs with 1 and 2 ORT threads on real test images."""
+    from hsd_measure import ort_latency, test_inputs
+
+    from kdinspect.config import DataConfig
+    from kdinspect.utils.env import cpu_model
+    from kdinspect.utils.io import write_json
+
+    wd = work_dir(args)
+    fmt = "voc" if args.dataset == "neu-det" else "deeppcb"
+    data_cfg = DataConfig(format=fmt, root=str(SHARED / DATASETS[args.dataset]["folder"]), val="test", imgsz=args.imgsz)
+    inputs = test_inputs(data_cfg, 50)
+    out: dict[str, Any] = {"cpu": cpu_model(), "inputs": len(inputs), "warmup": 20, "runs": 100, "rows": {}}
+    for row_file in sorted(wd.glob("*/row.json")):
+        row = json.loads(row_file.read_text())
+        out["rows"][row["job"]] = {
+            f"{kind}_{t}t": ort_latency(Path(path), inputs, t) for kind, path in row["onnx"].items() for t in (1, 2)
+        }
+        print(f"[hsd-bench] latency {row['job']}: {out['rows'][row['job']]}", flush=True)
+    write_json(wd / "latency.json", out)
+
+
+# --------------------------------------------------------------------------- orchestration
+def _launch(cmd: list[str], launcher: str, log: Path) -> subprocess.Popen:
+    full = [*shlex.split(launcher), *cmd]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[hsd-bench] start: {' '.join(full)}", flush=True)
+    return subprocess.Popen(full, cwd=REPO, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+
+def _job_cmd(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    seeds = [str(s) for s in args.seeds]
+    return [sys.executable, str(Path(__file__).resolve()), "--dataset", args.dataset, "--epochs", str(args.epochs),
+            "--imgsz", str(args.imgsz), "--threads", str(args.threads), "--smoke", str(args.smoke), "--seeds", *seeds,
+            *extra]  # fmt: skip
+
+
+def run_all(args: argparse.Namespace) -> list[str]:
+    """Run unfinished jobs (dependencies first, ``--workers`` at once); return the failed job ids."""
+    logs = work_dir(args) / "logs"
+    pending = [j for j in jobs_for(args.dataset, tuple(args.seeds), args.scratch) if not _done(args, j)]
+    running: dict[str, tuple[Job, subprocess.Popen]] = {}
+    failed: list[str] = []
+    while pending or running:
+        for jid, (job, proc) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[jid]
+            ok = proc.returncode == 0 and _done(args, job)
+            print(f"[hsd-bench] {'done' if ok else 'FAILED'} {jid} (rc {proc.returncode})", flush=True)
+            if not ok:
+                failed.append(jid)
+            write_report(args, work_dir(args))
+        pending = [j for j in pending if not set(j.deps) & set(failed)]
+        for job in [j for j in pending if all((work_dir(args) / d / "row.json").exists() for d in j.deps)]:
+            if len(running) >= args.workers:
+                break
+            pending.remove(job)
+            running[job.id] = (job, _launch(_job_cmd(args, ["--job", job.id]), args.launcher, logs / f"{job.id}.log"))
+        if running or pending:
+            time.sleep(args.poll)
+    return failed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="neu-det")
+    p.add_argument("--epochs", type=int, default=0, help="0 = the dataset's default recipe")
+    p.add_argument("--imgsz", type=int, default=0, help="0 = the dataset's default recipe")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of every training job")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (first = teacher/YOLO seed)")
+    p.add_argument("--scratch", action="store_true", help="also train the student without ImageNet weights")
+    p.add_argument("--workers", type=int, default=2, help="training jobs at once")
+    default_slot = "/work/tools/cpu-slot" if Path("/work/tools/cpu-slot").exists() else ""
+    default_whole = "/work/tools/cpu-whole" if Path("/work/tools/cpu-whole").exists() else ""
+    p.add_argument("--launcher", default=default_slot, help="command prefix of every training job")
+    p.add_argument("--latency-launcher", default=default_whole, help="command prefix of the latency measurement")
+    p.add_argument("--poll", type=float, default=20.0)
+    p.add_argument("--smoke", type=int, default=0, help="dry run on the first N images of each split (own work dir)")
+    p.add_argument("--job", default="", help=argparse.SUPPRESS)
+    p.add_argument("--latency", action="store_true", help="only measure latency of finished rows (in this process)")
+    p.add_argument("--report", action="store_true", help="only re-aggregate finished jobs")
+    args = p.parse_args(argv)
+    spec = DATASETS[args.dataset]
+    args.epochs = args.epochs or spec["epochs"]
+    args.imgsz = args.imgsz or spec["imgsz"]
+    args.seeds = tuple(args.seeds or spec["seeds"])
+    args.argv = ["python", "benchmarks/hsd.py", *(argv if argv is not None else sys.argv[1:])]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.job:
+        run_job(args, args.job)
+        return 0
+    if args.latency:
+        run_latency(args)
+        write_report(args, work_dir(args))
+        return 0
+    if args.report:
+        write_report(args, work_dir(args))
+        return 0
+    t0 = time.perf_counter()
+    failed = run_all(args)
+    lat = _launch(_job_cmd(args, ["--latency"]), args.latency_launcher, work_dir(args) / "logs" / "latency.log")
+    lat.wait()
+    write_report(args, work_dir(args), wall_s=time.perf_counter() - t0)
+    if failed:
+        print(f"[hsd-bench] failed jobs: {failed}; logs in {work_dir(args) / 'logs'}", flush=True)
+    return 1 if failed or lat.returncode else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

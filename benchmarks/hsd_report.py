@@ -1,0 +1,165 @@
+"""Aggregate the HSD benchmark's finished rows into ``benchmarks/results/hsd_<dataset>.json`` and ``.md``."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+ROW_ORDER = ("teacher", "student", "student_hsd", "student_scratch", "yolo11n", "yolo11s", "yolo11n_distill")
+ROW_LABEL = {
+    "teacher": "1. HSD teacher",
+    "student": "2. HSD student, no distillation",
+    "student_hsd": "3. HSD student + HSD distillation",
+    "student_scratch": "2b. HSD student, no ImageNet, no distillation",
+    "yolo11n": "4. YOLO11n (from scratch)",
+    "yolo11s": "(YOLO11s, teacher of row 5)",
+    "yolo11n_distill": "5. YOLO11n + Ultralytics distillation",
+}
+RECIPE = (
+    "kdinspect rows: SGD (momentum 0.9, weight decay 1e-4), lr 0.01, 300 linear warm-up iterations, cosine decay, "
+    "batch 8, random horizontal flip, plain square resize; evaluated at score >= 0.05, NMS IoU 0.6, <= 100 boxes. "
+    "Ultralytics rows: its default recipe for the model YAML (optimizer 'auto' = AdamW for short runs, mosaic / HSV / "
+    "scale / translate augmentation, close_mosaic 10, nominal batch 64 via gradient accumulation), batch 8; evaluated "
+    "at its validation settings (conf 0.001, NMS IoU 0.7, <= 300 boxes). All mAPs come from the same evaluator "
+    "(kdinspect's faster-coco-eval COCO bbox evaluation) on the same test images, final (= last-epoch) weights."
+)
+LATENCY_NOTE = (
+    "Latency: ONNX Runtime CPUExecutionProvider, batch 1, median of 100 runs after 20 warm-up runs, inputs cycling "
+    "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under /work/tools/cpu-whole. "
+    "`latency_ms_*` time the whole exported graph with in-graph NMS (ours: decode + top-1000/level + batched NMS at "
+    "score 0.05; Ultralytics export nms=True at its default conf 0.25); `raw` columns time the graph that ends at "
+    "decoded boxes + class scores (no NMS) on both sides. Image decoding and resizing are not timed."
+)
+
+
+def _load_rows(wd: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(p.read_text()) for p in sorted(wd.glob("*/row.json"))]
+    latency = json.loads((wd / "latency.json").read_text()) if (wd / "latency.json").exists() else {"rows": {}}
+    for r in rows:
+        lat = latency["rows"].get(r["job"], {})
+        for t in (1, 2):
+            r[f"latency_ms_{t}t"] = lat.get(f"nms_{t}t", {}).get("median_ms")
+            r[f"latency_raw_ms_{t}t"] = lat.get(f"raw_{t}t", {}).get("median_ms")
+    return sorted(rows, key=lambda r: (ROW_ORDER.index(r["row"]), r["seed"]))
+
+
+def _mean(rows: list[dict[str, Any]], row: str, key: str) -> tuple[float | None, float | None, int]:
+    vals = [r[key] for r in rows if r["row"] == row and r.get(key) is not None]
+    if not vals:
+        return None, None, 0
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds per row and the comparisons the issue asks for."""
+    rows_present = [r for r in ROW_ORDER if any(x["row"] == r for x in rows)]
+    means = {}
+    for row in rows_present:
+        means[row] = {}
+        for key in ("mAP50", "mAP50_95", "latency_ms_1t", "latency_ms_2t", "train_wall_s"):
+            m, sd, n = _mean(rows, row, key)
+            means[row][key] = m
+            means[row][f"{key}_std"] = sd
+            means[row]["n"] = max(means[row].get("n", 0), n)
+    comp = {}
+    hsd = means.get("student_hsd", {})
+    for other in ("student", "yolo11n", "yolo11n_distill", "teacher"):
+        o = means.get(other)
+        if hsd.get("mAP50") is None or not o or o.get("mAP50") is None:
+            continue
+        comp[f"student_hsd_minus_{other}_mAP50"] = hsd["mAP50"] - o["mAP50"]
+        comp[f"student_hsd_minus_{other}_mAP50_95"] = hsd["mAP50_95"] - o["mAP50_95"]
+        for t in (1, 2):
+            a, b = hsd.get(f"latency_ms_{t}t"), o.get(f"latency_ms_{t}t")
+            if a and b:
+                comp[f"latency_ratio_{t}t_student_hsd_over_{other}"] = a / b
+    return {"means": means, "comparisons": comp}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "pending"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    lines = [
+        f"# HSD benchmark on {doc['dataset']}",
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"Git commit: `{doc['git_commit']}`  ",
+        f"Hardware: {env.get('cpu')} ({env.get('cpu_count')} cores), no GPU. Torch threads per training job: "
+        f"{doc['threads']}. Wall time of this invocation: {_fmt(doc.get('wall_s'), 0)} s.  ",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in env.get('packages', {}).items())}, python {env.get('python')}.",
+        "",
+        f"Recipe: {doc['epochs']} epochs, image size {doc['imgsz']} (square), seeds {doc['seeds']}. {RECIPE}",
+        "",
+        "| row | model | seed | init | mAP50 | mAP50-95 | params (M) | GFLOPs | latency 1t / 2t (ms) | raw 1t / 2t (ms) "
+        "| train wall (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {ROW_LABEL[r['row']]} | {r['model']} | {r['seed']} | {'ImageNet' if r['imagenet_init'] else 'scratch'} "
+            f"| {_fmt(r['mAP50'])} | {_fmt(r['mAP50_95'])} | {r['params'] / 1e6:.2f} | {r['gflops']:.2f} "
+            f"| {_fmt(r.get('latency_ms_1t'), 2)} / {_fmt(r.get('latency_ms_2t'), 2)} "
+            f"| {_fmt(r.get('latency_raw_ms_1t'), 2)} / {_fmt(r.get('latency_raw_ms_2t'), 2)} "
+            f"| {r['train_wall_s']:.0f} | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "Means over seeds (std):", "", "| row | n | mAP50 | mAP50-95 | latency 1t (ms) | latency 2t (ms) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for row, m in doc["summary"]["means"].items():
+        lines.append(
+            f"| {ROW_LABEL[row]} | {m['n']} | {_fmt(m['mAP50'])} ({_fmt(m['mAP50_std'])}) "
+            f"| {_fmt(m['mAP50_95'])} ({_fmt(m['mAP50_95_std'])}) | {_fmt(m['latency_ms_1t'], 2)} "
+            f"| {_fmt(m['latency_ms_2t'], 2)} |"
+        )
+    if doc["summary"]["comparisons"]:
+        lines += ["", "Comparisons (means over seeds):", ""]
+        lines += [
+            f"- {k}: {v:+.4f}" if "minus" in k else f"- {k}: {v:.3f}" for k, v in doc["summary"]["comparisons"].items()
+        ]
+    lines += ["", LATENCY_NOTE, ""]
+    if doc.get("notes"):
+        lines += ["Notes:", "", *[f"- {n}" for n in doc["notes"]], ""]
+    return "\n".join(lines)
+
+
+def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+    """Write ``benchmarks/results/hsd_<dataset>.json`` and ``.md`` from the finished rows under ``wd``."""
+    from kdinspect.utils.env import environment_info, git_commit
+    from kdinspect.utils.io import write_json
+
+    results = wd if getattr(args, "smoke", 0) else REPO / "benchmarks" / "results"  # dry runs stay in the work dir
+    out = results / f"hsd_{args.dataset}.json"
+    old = json.loads(out.read_text()) if out.exists() else {}
+    rows = _load_rows(wd)
+    doc = {
+        "benchmark": "hsd",
+        "dataset": args.dataset,
+        "command": " ".join(getattr(args, "argv", ["python", "benchmarks/hsd.py", "--dataset", args.dataset])),
+        "git_commit": git_commit(REPO),
+        "environment": environment_info(),
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "seeds": list(args.seeds),
+        "wall_s": wall_s if wall_s is not None else old.get("wall_s"),
+        "recipe": RECIPE,
+        "latency_method": LATENCY_NOTE,
+        "notes": notes if notes is not None else old.get("notes", []),
+        "rows": rows,
+        "summary": summarize(rows),
+    }
+    write_json(out, doc)
+    out.with_suffix(".md").write_text(markdown(doc))
+    return doc
