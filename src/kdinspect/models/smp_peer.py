@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdinspect.data.structures import SegTarget
-from kdinspect.losses.segmentation import MAP_LOSSES, compute_map_loss, two_channel
+from kdinspect.losses.segmentation import compute_map_loss
 from kdinspect.models.mcff.net import MCFFOutput
-from kdinspect.models.mcff.targets import GT_DILATIONS, dilate_mask, stack_masks
+from kdinspect.models.mcff.targets import check_gt_options, gt_two_channel
 
 __all__ = ["SMPSegmenter"]
 
@@ -62,10 +62,7 @@ class SMPSegmenter(nn.Module):
         super().__init__()
         if num_classes != 1:
             raise ValueError(f"SMPSegmenter segments one class; got num_classes={num_classes}")
-        if loss not in MAP_LOSSES:
-            raise ValueError(f"loss {loss!r} not in {list(MAP_LOSSES)}")
-        if gt_dilation not in GT_DILATIONS:
-            raise ValueError(f"gt_dilation {gt_dilation!r} not in {list(GT_DILATIONS)}")
+        check_gt_options(loss, gt_dilation)
         smp = _import_smp()
         if not hasattr(smp, arch):
             raise ValueError(f"unknown smp architecture {arch!r}")
@@ -89,8 +86,8 @@ class SMPSegmenter(nn.Module):
         """Train mode with targets: ``{"loss_seg"}``. Otherwise ``MCFFOutput(prob (B, 1, H, W))``."""
         logits = self.forward_logits(images)
         if self.training and targets is not None:
-            mask = stack_masks(targets, tuple(logits.shape[-2:]), logits.device)
-            gt = two_channel(dilate_mask(mask, self.gt_dilation, self.gt_dilation_iters))
+            size = tuple(logits.shape[-2:])
+            gt = gt_two_channel(targets, size, logits.device, self.gt_dilation, self.gt_dilation_iters)
             return {"loss_seg": compute_map_loss(self.loss_kind, logits, gt, 1.0, self.alpha)}
         return MCFFOutput(torch.softmax(logits, dim=1)[:, :1])
 

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdinspect.data.structures import SegTarget
-from kdinspect.losses.segmentation import MAP_LOSSES, compute_map_loss, two_channel
+from kdinspect.losses.segmentation import compute_map_loss
 from kdinspect.models.mcff.paths import PATHS
-from kdinspect.models.mcff.targets import GT_DILATIONS, dilate_mask, stack_masks
+from kdinspect.models.mcff.targets import check_gt_options, gt_two_channel
 
 __all__ = ["OUTPUTS", "MCFFLogits", "MCFFNet", "MCFFOutput", "gate"]
 
@@ -83,10 +83,7 @@ class MCFFNet(nn.Module):
         super().__init__()
         if num_classes != 1:
             raise ValueError(f"MCFF-L Net segments one class (crack); got num_classes={num_classes}")
-        if loss not in MAP_LOSSES:
-            raise ValueError(f"loss {loss!r} not in {list(MAP_LOSSES)}")
-        if gt_dilation not in GT_DILATIONS:
-            raise ValueError(f"gt_dilation {gt_dilation!r} not in {list(GT_DILATIONS)}")
+        check_gt_options(loss, gt_dilation)
         if infer_temperature <= 0:
             raise ValueError(f"infer_temperature must be > 0, got {infer_temperature}")
         out_ch = 3 if attention else 2
@@ -139,8 +136,7 @@ class MCFFNet(nn.Module):
 
     def gt_target(self, targets: Sequence[SegTarget | None], size: tuple[int, int], device: torch.device) -> Tensor:
         """(B, 2, H, W) one-hot ground truth ``[crack, background]`` after the configured dilation."""
-        mask = dilate_mask(stack_masks(targets, size, device), self.gt_dilation, self.gt_dilation_iters)
-        return two_channel(mask)
+        return gt_two_channel(targets, size, device, self.gt_dilation, self.gt_dilation_iters)
 
     def compute_loss(self, logits: MCFFLogits, targets: Sequence[SegTarget | None]) -> dict[str, Tensor]:
         """Ground-truth loss of every output (weight 1 each, summed by the task): ``loss_h``, ..., ``loss_mix``."""

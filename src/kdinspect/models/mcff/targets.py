@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdinspect.data.structures import SegTarget
+from kdinspect.losses.segmentation import MAP_LOSSES, two_channel
 
-__all__ = ["GT_DILATIONS", "dilate_mask", "soften", "stack_masks"]
+__all__ = ["GT_DILATIONS", "check_gt_options", "dilate_mask", "gt_two_channel", "soften", "stack_masks"]
 
 GT_DILATIONS = ("released", "3x3", "none")
 
@@ -67,3 +68,18 @@ def stack_masks(targets: Sequence[SegTarget | None], size: tuple[int, int], devi
             raise ValueError(f"batch item {i}: mask {(h, w)} is larger than the image batch {size}")
         out[i, 0, :h, :w] = t.mask.to(device=device, dtype=out.dtype)
     return out
+
+
+def gt_two_channel(
+    targets: Sequence[SegTarget | None], size: tuple[int, int], device: torch.device, mode: str, iterations: int
+) -> Tensor:
+    """(B, 2, H, W) one-hot ground truth ``[crack, background]`` after dilation ``mode`` (:func:`dilate_mask`)."""
+    return two_channel(dilate_mask(stack_masks(targets, size, device), mode, iterations))
+
+
+def check_gt_options(loss: str, gt_dilation: str) -> None:
+    """Raise ``ValueError`` for an unknown loss or ground-truth dilation name (listing the valid ones)."""
+    if loss not in MAP_LOSSES:
+        raise ValueError(f"loss {loss!r} not in {list(MAP_LOSSES)}")
+    if gt_dilation not in GT_DILATIONS:
+        raise ValueError(f"gt_dilation {gt_dilation!r} not in {list(GT_DILATIONS)}")
