@@ -129,11 +129,12 @@ def _markdown(doc: dict[str, Any]) -> str:
         for d in doc["dkan_minus_tfa"]
     )
     parts = [
-        "# DKAN vs TFA on NEU-DET (incremental few-shot, CPU protocol)",
+        "# DKAN vs TFA on NEU-DET (incremental few-shot, CPU-feasible protocol)",
         "",
         f"Command: `{doc['command']}`  ",
         f"Git commit: `{doc['git_commit']}`  ",
-        f"Hardware: {env.get('cpu', '?')}, {doc['threads_per_job']} torch thread per job, {doc['workers']} jobs in "
+        f"Hardware: {env.get('cpu', '?')} ({', '.join(env.get('devices', ['cpu']))}), "
+        f"{doc['threads_per_job']} torch thread per job, {doc['workers']} jobs in "
         f"parallel  ",
         f"Versions: torch {env.get('packages', {}).get('torch', '?')}, "
         f"torchvision {env.get('packages', {}).get('torchvision', '?')}, python {env.get('python', '?')}  ",

@@ -92,6 +92,7 @@ def _our_config(args: argparse.Namespace, job: Job) -> Any:
         f"data.root={SHARED / DATASETS[args.dataset]['folder']}", f"data.imgsz={args.imgsz}",
         f"train.epochs={args.epochs}", f"train.seed={job.seed}", f"train.threads={args.threads}",
         "train.eval_interval=0", f"train.out_dir={wd}", f"train.name={job.id}", f"data.limit={args.smoke}",
+        f"train.device={args.device}", f"data.workers={args.data_workers}",
     ]  # fmt: skip
     if job.row == "student_hsd":
         overrides.append(f"distill.teacher={wd / job.deps[0] / 'last.safetensors'}")
@@ -170,13 +171,15 @@ def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
         batch=8,
         seed=job.seed,
         threads=args.threads,
+        device=args.device,
+        workers=args.data_workers,
         distill=distill,
         out=str(out),
     )
     trained = hsd_yolo.train(targs)
     weights = Path(trained["weights"])
     records = index["val"].records
-    preds = hsd_yolo.predict(weights, [Path(r.image) for r in records], args.imgsz, args.threads)
+    preds = hsd_yolo.predict(weights, [Path(r.image) for r in records], args.imgsz, args.threads, args.device)
     gts = [GroundTruth(r.image_id, r.width, r.height, r.boxes, r.labels) for r in records]
     metrics = evaluate_detections(preds, gts, index["val"].classes, out / "eval_last")
     onnx = {
@@ -189,11 +192,13 @@ def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     return {
         "model": {"yolo11n": "YOLO11n (scratch)", "yolo11s": "YOLO11s (scratch; teacher of the distilled YOLO11n)",
                   "yolo11n_distill": "YOLO11n + Ultralytics distill_model=YOLO11s"}[job.row],
-        "system": "ultralytics", "imagenet_init": False, "distill": "Ultralytics distill_model (YOLO11s)" if distill else "",
+        "system": "ultralytics", "imagenet_init": False,
+        "distill": "Ultralytics distill_model (YOLO11s)" if distill else "",
         "mAP50": metrics["mAP50"], "mAP50_95": metrics["mAP"], "mAP75": metrics["mAP75"],
         "per_class_AP50": {k[5:]: v for k, v in metrics.items() if k.startswith("AP50_")},
         "params": count_params(net), "gflops": count_flops(net, args.imgsz), "train_wall_s": trained["train_wall_s"],
-        "batch": 8, "optimizer": "Ultralytics 'auto' (AdamW for short runs)", "scheduler": "Ultralytics default (linear)",
+        "batch": 8, "optimizer": "Ultralytics 'auto' (AdamW for short runs)",
+        "scheduler": "Ultralytics default (linear)",
         "thresholds": {"score": 0.001, "nms_iou": 0.7, "max_det": 300, "onnx_nms_conf": 0.25},
         "onnx": onnx,
     }  # fmt: skip
@@ -209,11 +214,92 @@ def run_job(args: argparse.Namespace, job_id: str) -> None:
     torch.set_num_threads(args.threads)
     row = run_yolo_job(args, job) if job.row in YOLO_MODELS else run_our_job(args, job)
     row |= {"job": job.id, "row": job.row, "seed": job.seed, "epochs": args.epochs, "imgsz": args.imgsz,
-            "threads": args.threads, "dataset": args.dataset,
+            "threads": args.threads, "dataset": args.dataset, "train_device": _device_name(args.device),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
     from kdinspect.utils.io import write_json
 
     write_json(work_dir(args) / job.id / "row.json", row)
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    from kdinspect.utils.env import cpu_model
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))} (GPU), host CPU {cpu_model()}"
+    return f"{cpu_model()} (CPU)"
+
+
+# --------------------------------------------------------------------------- moving runs between machines
+def pack(args: argparse.Namespace, archive: Path) -> None:
+    """Archive what the local latency measurement and report need: rows, logs, evaluation files, and the final
+    weights as fp16 model tensors only (the header keeps the run config; ``load_model`` casts back to fp32).
+    YOLO11s (teacher of row 5, not a reported row) keeps no weights."""
+    import tarfile
+    import tempfile
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    wd = work_dir(args)
+    with tarfile.open(archive, "w:gz") as tar, tempfile.TemporaryDirectory() as tmp:
+        for path in sorted(wd.rglob("*")):
+            rel = path.relative_to(wd)
+            if path.is_dir() or rel.parts[0] in ("yolo_data", "yolo_config") or path.suffix in (".onnx", ".pt"):
+                if path.name == "last.pt" and not rel.parts[0].startswith("yolo11s"):
+                    tar.add(path, arcname=str(rel))  # Ultralytics strips the optimizer at the end: ~5 MB fp16
+                continue
+            if path.suffix == ".safetensors":
+                if path.name != "last.safetensors":
+                    continue
+                with safe_open(str(path), framework="pt") as fh:
+                    meta = fh.metadata()
+                    tensors = {
+                        k: (t.half() if t.is_floating_point() else t)
+                        for k in fh.keys()  # noqa: SIM118 - safe_open is not a mapping
+                        if k.startswith("model.") and (t := fh.get_tensor(k)) is not None
+                    }
+                slim = Path(tmp) / f"{rel.parts[0]}.safetensors"
+                save_file(tensors, str(slim), metadata=meta)
+                tar.add(slim, arcname=str(rel))
+                continue
+            tar.add(path, arcname=str(rel))
+    print(f"[hsd-bench] packed {wd} -> {archive} ({archive.stat().st_size / 2**20:.1f} MiB)", flush=True)
+
+
+def unpack(args: argparse.Namespace, archive: Path) -> None:
+    """Extract an archive written by :func:`pack` into this machine's work folder (finished rows are kept)."""
+    import tarfile
+
+    wd = work_dir(args)
+    wd.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(wd, filter="data")
+    print(f"[hsd-bench] unpacked {archive} -> {wd}", flush=True)
+
+
+def _local_onnx(args: argparse.Namespace, row: dict[str, Any], kind: str) -> Path:
+    """The row's ONNX graph in this work folder; re-exported from the row's weights when it is not here (runs
+    trained on another machine come back with weights only)."""
+    wd = work_dir(args)
+    job_dir = wd / row["job"]
+    path = job_dir / Path(row["onnx"][kind]).name
+    if path.exists():
+        return path
+    nms = kind == "nms"
+    if row["system"] == "ultralytics":
+        import hsd_yolo
+
+        hsd_yolo.offline_env(wd / "yolo_config")
+        return hsd_yolo.export_onnx(job_dir / "weights" / "last.pt", args.imgsz, nms, path)
+    from kdinspect.engine.checkpoint import load_model
+    from kdinspect.export.onnx import export_onnx
+
+    loaded = load_model(job_dir / "last.safetensors")
+    export_onnx(loaded.model, path, (args.imgsz, args.imgsz), "detection", loaded.classes, loaded.cfg.model.name,
+                17, False, nms)  # fmt: skip
+    return path
 
 
 # --------------------------------------------------------------------------- latency (behind cpu-whole)
@@ -232,8 +318,10 @@ def run_latency(args: argparse.Namespace) -> None:
     out: dict[str, Any] = {"cpu": cpu_model(), "inputs": len(inputs), "warmup": 20, "runs": 100, "rows": {}}
     for row_file in sorted(wd.glob("*/row.json")):
         row = json.loads(row_file.read_text())
+        if row["row"] == "yolo11s" and not (row_file.parent / "weights" / "last.pt").exists():
+            continue  # the teacher of row 5 is not a reported row; pack() leaves its weights behind
         out["rows"][row["job"]] = {
-            f"{kind}_{t}t": ort_latency(Path(path), inputs, t) for kind, path in row["onnx"].items() for t in (1, 2)
+            f"{kind}_{t}t": ort_latency(_local_onnx(args, row, kind), inputs, t) for kind in row["onnx"] for t in (1, 2)
         }
         print(f"[hsd-bench] latency {row['job']}: {out['rows'][row['job']]}", flush=True)
     write_json(wd / "latency.json", out)
@@ -252,7 +340,7 @@ def _job_cmd(args: argparse.Namespace, extra: list[str]) -> list[str]:
     seeds = [str(s) for s in args.seeds]
     return [sys.executable, str(Path(__file__).resolve()), "--dataset", args.dataset, "--epochs", str(args.epochs),
             "--imgsz", str(args.imgsz), "--threads", str(args.threads), "--smoke", str(args.smoke), "--seeds", *seeds,
-            *extra]  # fmt: skip
+            "--device", args.device, "--data-workers", str(args.data_workers), *extra]  # fmt: skip
 
 
 def run_all(args: argparse.Namespace) -> list[str]:
@@ -288,6 +376,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=0, help="0 = the dataset's default recipe")
     p.add_argument("--imgsz", type=int, default=0, help="0 = the dataset's default recipe")
     p.add_argument("--threads", type=int, default=1, help="torch threads of every training job")
+    p.add_argument("--device", default="cpu", help="training device of every job: cpu | cuda | cuda:N")
+    p.add_argument("--data-workers", type=int, default=0, help="data-loading worker processes per training job")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (first = teacher/YOLO seed)")
     p.add_argument("--scratch", action="store_true", help="also train the student without ImageNet weights")
     p.add_argument("--workers", type=int, default=2, help="training jobs at once")
@@ -300,6 +390,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--job", default="", help=argparse.SUPPRESS)
     p.add_argument("--latency", action="store_true", help="only measure latency of finished rows (in this process)")
     p.add_argument("--report", action="store_true", help="only re-aggregate finished jobs")
+    p.add_argument("--skip-latency", action="store_true", help="train only (e.g. on a GPU machine); measure later")
+    p.add_argument("--pack", type=Path, help="archive finished runs (slim weights) for measurement elsewhere")
+    p.add_argument("--unpack", type=Path, help="extract a --pack archive into the work folder, then report")
     args = p.parse_args(argv)
     spec = DATASETS[args.dataset]
     args.epochs = args.epochs or spec["epochs"]
@@ -318,11 +411,21 @@ def main(argv: list[str] | None = None) -> int:
         run_latency(args)
         write_report(args, work_dir(args))
         return 0
+    if args.pack:
+        pack(args, args.pack)
+        return 0
+    if args.unpack:
+        unpack(args, args.unpack)
+        write_report(args, work_dir(args))
+        return 0
     if args.report:
         write_report(args, work_dir(args))
         return 0
     t0 = time.perf_counter()
     failed = run_all(args)
+    if args.skip_latency:
+        write_report(args, work_dir(args), wall_s=time.perf_counter() - t0)
+        return 1 if failed else 0
     lat = _launch(_job_cmd(args, ["--latency"]), args.latency_launcher, work_dir(args) / "logs" / "latency.log")
     lat.wait()
     write_report(args, work_dir(args), wall_s=time.perf_counter() - t0)

@@ -97,14 +97,15 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{doc['command']}`  ",
         f"Git commit: `{doc['git_commit']}`  ",
-        f"Hardware: {env.get('cpu')} ({env.get('cpu_count')} cores), no GPU. Torch threads per training job: "
-        f"{doc['threads']}. Wall time of this invocation: {_fmt(doc.get('wall_s'), 0)} s.  ",
+        f"Training: {', '.join(sorted({r.get('train_device', 'this CPU') for r in doc['rows']})) or '-'}; torch "
+        f"threads per training job: {doc['threads']}. Latency and this report: {env.get('cpu')} "
+        f"({env.get('cpu_count')} cores). Wall time of the training invocation: {_fmt(doc.get('wall_s'), 0)} s.  ",
         f"Versions: {', '.join(f'{k} {v}' for k, v in env.get('packages', {}).items())}, python {env.get('python')}.",
         "",
         f"Recipe: {doc['epochs']} epochs, image size {doc['imgsz']} (square), seeds {doc['seeds']}. {RECIPE}",
         "",
-        "| row | model | seed | init | mAP50 | mAP50-95 | params (M) | GFLOPs | latency 1t / 2t (ms) | raw 1t / 2t (ms) "
-        "| train wall (s) | peak RSS (MB) |",
+        "| row | model | seed | init | mAP50 | mAP50-95 | params (M) | GFLOPs | latency 1t / 2t (ms) "
+        "| raw 1t / 2t (ms) | train wall (s) | peak RSS (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:

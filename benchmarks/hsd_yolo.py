@@ -74,6 +74,30 @@ def convert_dataset(records_by_split: dict[str, list[Any]], classes: list[str], 
     return data_yaml
 
 
+def _read_results_csv_stdlib(self: Any) -> dict[str, list[Any]]:
+    """``BaseTrainer.read_results_csv`` without polars (the GPU machine has no polars; same dict of columns)."""
+    import csv
+
+    try:
+        with open(self.csv, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return {}
+    out: dict[str, list[Any]] = {k.strip(): [] for k in (rows[0] if rows else {})}
+    for row in rows:
+        for k, v in row.items():
+            try:
+                out[k.strip()].append(float(v))
+            except (TypeError, ValueError):
+                out[k.strip()].append(v)
+    return out
+
+
+def _device(device: str) -> str:
+    """Ultralytics' device string: ``cuda``/``cuda:N`` -> ``N``."""
+    return device.split(":")[1] if device.startswith("cuda:") else ("0" if device == "cuda" else device)
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train one YOLO model from its YAML (optionally with ``distill_model=``); write ``result.json`` in ``--out``."""
     out = Path(args.out).resolve()
@@ -81,6 +105,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import ultralytics.utils.torch_utils as tu
     from ultralytics import YOLO
+
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        from ultralytics.engine.trainer import BaseTrainer
+
+        BaseTrainer.read_results_csv = _read_results_csv_stdlib
 
     tu.NUM_THREADS = args.threads  # Ultralytics resets torch threads to this in select_device()
     torch.set_num_threads(args.threads)
@@ -92,8 +123,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
-        device="cpu",
-        workers=0,
+        device=_device(getattr(args, "device", "cpu")),
+        workers=getattr(args, "workers", 0),
         seed=args.seed,
         deterministic=True,
         project=str(out.parent),
@@ -114,6 +145,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch,
         "seed": args.seed,
         "threads": torch.get_num_threads(),
+        "device": getattr(args, "device", "cpu"),
         "train_wall_s": wall,
         "weights": str(out / "weights" / "last.pt"),
     }
@@ -121,7 +153,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def predict(weights: Path, images: list[Path], imgsz: int, threads: int = 1) -> list[Any]:
+def predict(weights: Path, images: list[Path], imgsz: int, threads: int = 1, device: str = "cpu") -> list[Any]:
     """YOLO predictions in original pixels with Ultralytics' validation settings (conf 0.001, IoU 0.7, 300 dets)."""
     import torch
     from ultralytics import YOLO
@@ -138,7 +170,7 @@ def predict(weights: Path, images: list[Path], imgsz: int, threads: int = 1) -> 
             conf=0.001,
             iou=0.7,
             max_det=300,
-            device="cpu",
+            device=_device(device),
             verbose=False,
         ):
             b = r.boxes
@@ -181,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     t.add_argument("--distill", default="", help="teacher .pt for Ultralytics' distill_model=")
     t.add_argument("--out", required=True, help="run folder")
     args = p.parse_args(argv)

@@ -41,7 +41,11 @@ def cpu_model() -> str:
 
 
 def git_commit(path: str | Path = ".") -> str:
-    """Current git commit of the folder (``unknown`` outside a repository); ``+dirty`` when there are changes."""
+    """Current git commit of the folder; ``+dirty`` when there are changes.
+
+    Outside a repository (e.g. a copy of the working tree on a remote GPU machine) the ``KDINSPECT_GIT_COMMIT``
+    environment variable names the commit, else ``unknown``.
+    """
     try:
         sha = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
@@ -54,7 +58,7 @@ def git_commit(path: str | Path = ".") -> str:
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("KDINSPECT_GIT_COMMIT", "unknown")
 
 
 def _versions() -> dict[str, str]:
