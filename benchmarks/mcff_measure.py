@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=448)
     p.add_argument("--runs", type=int, default=20, help="latency repeats (median reported)")
     p.add_argument("--slow-runs", type=int, default=5, help="latency repeats for models over 100 GFLOPs")
+    p.add_argument("--untrained", nargs="*", default=[], help="rows whose checkpoint has random weights (no overlays)")
     p.add_argument("--overlay-images", nargs="*", default=[], help="test images to draw overlays of")
     p.add_argument("--overlay-dir", default="", help="where overlay JPEGs go")
     args = p.parse_args(argv)
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         results[row] = measure(row, Path(ckpt), Path(args.work), args.size, args.runs, args.slow_runs)
-        if args.overlay_images:
+        if row in args.untrained:
+            results[row]["weights"] = "untrained"
+        elif args.overlay_images:
             dest = Path(args.overlay_dir)
             dest.mkdir(parents=True, exist_ok=True)
             images = [Path(i) for i in args.overlay_images]
