@@ -318,8 +318,10 @@ def run_latency(args: argparse.Namespace) -> None:
     out: dict[str, Any] = {"cpu": cpu_model(), "inputs": len(inputs), "warmup": 20, "runs": 100, "rows": {}}
     for row_file in sorted(wd.glob("*/row.json")):
         row = json.loads(row_file.read_text())
-        if row["row"] == "yolo11s" and not (row_file.parent / "weights" / "last.pt").exists():
-            continue  # the teacher of row 5 is not a reported row; pack() leaves its weights behind
+        weights = row_file.parent / ("weights/last.pt" if row["system"] == "ultralytics" else "last.safetensors")
+        if not any((row_file.parent / Path(p).name).exists() for p in row["onnx"].values()) and not weights.exists():
+            print(f"[hsd-bench] no weights or ONNX for {row['job']} here: latency not measured", flush=True)
+            continue  # e.g. YOLO11s (teacher of row 5, not a reported row) or extra seeds packed without weights
         out["rows"][row["job"]] = {
             f"{kind}_{t}t": ort_latency(_local_onnx(args, row, kind), inputs, t) for kind in row["onnx"] for t in (1, 2)
         }
