@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -147,7 +148,7 @@ def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[s
     doc = {
         "benchmark": "hsd",
         "dataset": args.dataset,
-        "command": " ".join(getattr(args, "argv", ["python", "benchmarks/hsd.py", "--dataset", args.dataset])),
+        "command": shlex.join(getattr(args, "argv", ["python", "benchmarks/hsd.py", "--dataset", args.dataset])),
         "git_commit": git_commit(REPO),
         "environment": environment_info(),
         "threads": args.threads,

@@ -1,0 +1,143 @@
+"""Render the README's Results section from the committed benchmark files (so README figures are the files' figures).
+
+    python benchmarks/readme_tables.py            # print the section
+    python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
+
+Reads ``benchmarks/results/{hsd_neu-det,mcff_deepcrack,mcff_crackforest,dkan_neu-det,deploy}.json``; a missing file
+is reported as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+RESULTS = REPO / "benchmarks" / "results"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def hsd_section(doc: dict[str, Any] | None) -> list[str]:
+    if doc is None:
+        return ["HSD: `benchmarks/results/hsd_neu-det.json` not produced yet."]
+    from hsd_report import ROW_LABEL
+
+    rows = doc["rows"]
+    devices = sorted({r.get("train_device", "?") for r in rows})
+    out = [
+        f"**HSD on NEU-DET** (`{doc['command']}`; {doc['epochs']} epochs, {doc['imgsz']} px, trained on "
+        f"{'; '.join(devices)}; ONNX Runtime latency on {doc['environment'].get('cpu')}, batch 1, median, with NMS). "
+        "Means over seeds (std):",
+        "",
+        "| row | seeds | mAP50 | mAP50-95 | params (M) | GFLOPs | latency 1 / 2 threads (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row, m in doc["summary"]["means"].items():
+        first = next(r for r in rows if r["row"] == row)
+        out.append(
+            f"| {ROW_LABEL[row]} | {m['n']} | {_f(m['mAP50'])} ({_f(m['mAP50_std'])}) "
+            f"| {_f(m['mAP50_95'])} ({_f(m['mAP50_95_std'])}) | {first['params'] / 1e6:.2f} | {first['gflops']:.2f} "
+            f"| {_f(m['latency_ms_1t'], 2)} / {_f(m['latency_ms_2t'], 2)} |"
+        )
+    out += ["", f"Full table, recipe and notes: [benchmarks/results/hsd_neu-det.md](benchmarks/results/hsd_neu-det.md)."]
+    return out
+
+
+def mcff_section(name: str, doc: dict[str, Any] | None) -> list[str]:
+    if doc is None:
+        return [f"MCFF-L: `benchmarks/results/{name}.json` not produced yet."]
+    rows = doc["rows"]
+    first = rows[0] if rows else {}
+    out = [
+        f"**MCFF-L on {name.split('_', 1)[1]}** ({first.get('epochs')} epochs, {first.get('imgsz')} px crops; "
+        "F1/IoU at threshold 0.5, `tol` = +-2 px; latency: ONNX Runtime at 448x448, batch 1, median):",
+        "",
+        "| model | F1 | IoU | F1 tol | IoU tol | ODS | params (M) | GFLOPs | latency 1 / 2 threads (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {_f(r.get('f1'))} | {_f(r.get('iou'))} | {_f(r.get('f1_tol'))} | {_f(r.get('iou_tol'))} "
+            f"| {_f(r.get('ods'))} | {_f((r.get('params') or 0) / 1e6, 3)} | {_f(r.get('gflops'), 2)} "
+            f"| {_f(r.get('latency_ms_1t'), 1)} / {_f(r.get('latency_ms_2t'), 1)} |"
+        )
+    out += ["", f"Full table, recipe and notes: [benchmarks/results/{name}.md](benchmarks/results/{name}.md)."]
+    return out
+
+
+def dkan_section(doc: dict[str, Any] | None) -> list[str]:
+    if doc is None:
+        return ["DKAN: `benchmarks/results/dkan_neu-det.json` not produced yet."]
+    from kdinspect.fewshot import markdown_table
+
+    return [
+        f"**DKAN vs TFA on NEU-DET** ({doc['setup']}; checkpoint: {doc['checkpoint_selection']}; "
+        f"{doc['finished_jobs']} of {doc['total_jobs']} jobs finished). AP_All, VOC07 AP50, ours mean ± std over seeds "
+        "beside the paper's Table I:",
+        "",
+        markdown_table(doc["aggregates"], "ap_all"),
+        "",
+        "AP_N (novel classes):",
+        "",
+        markdown_table(doc["aggregates"], "ap_novel"),
+        "",
+        "Full tables (AP_B, base models, DKAN - TFA): [benchmarks/results/dkan_neu-det.md](benchmarks/results/dkan_neu-det.md).",
+    ]
+
+
+def deploy_section(doc: dict[str, Any] | None) -> list[str]:
+    if doc is None:
+        return ["Deployment: `benchmarks/results/deploy.json` not produced yet."]
+    return ["**Deployment**: see [benchmarks/results/deploy.md](benchmarks/results/deploy.md)."]
+
+
+def render() -> str:
+    parts: list[str] = [BEGIN, ""]
+    for lines in (
+        hsd_section(_load("hsd_neu-det")),
+        mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
+        mcff_section("mcff_crackforest", _load("mcff_crackforest")),
+        dkan_section(_load("dkan_neu-det")),
+        deploy_section(_load("deploy")),
+    ):
+        parts += [*lines, ""]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write", action="store_true", help="replace the marked block in README.md")
+    args = p.parse_args(argv)
+    text = render()
+    if not args.write:
+        print(text)
+        return 0
+    readme = REPO / "README.md"
+    src = readme.read_text()
+    if BEGIN not in src or END not in src:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block")
+    head, rest = src.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + text + tail)
+    print(f"updated {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
