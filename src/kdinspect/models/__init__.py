@@ -22,7 +22,9 @@ MODELS: dict[str, ModelSpec] = {
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
-    "unet": ModelSpec(UNet, "segmentation", "pixel_kd", "compact U-Net for binary defect segmentation (demo, baseline)"),
+    "unet": ModelSpec(
+        UNet, "segmentation", "pixel_kd", "compact U-Net for binary defect segmentation (demo, baseline)"
+    ),
     "faster_rcnn_fpn": ModelSpec(
         build=build_faster_rcnn,
         task="detection",
@@ -33,7 +35,9 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def build_model(name: str | Callable[..., nn.Module], num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:
+def build_model(
+    name: str | Callable[..., nn.Module], num_classes: int, params: dict[str, Any] | None = None
+) -> nn.Module:
     """Build a model by ``MODELS`` name (or from a callable / ``"pkg.module:Name"`` import path).
 
     Raises:
