@@ -8,6 +8,7 @@ differences count too (a classic source of "accuracy dropped after export").
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -27,8 +28,10 @@ def load_val_subset(loaded: LoadedModel, n: int, split: str = "val") -> list[Any
     from kdinspect.data import build_dataset
 
     cfg = loaded.cfg
+    # images and labels only: soft labels of an offline-distilled student are training-time inputs, not needed here
+    data = dataclasses.replace(cfg.data, params={k: v for k, v in cfg.data.params.items() if k != "soft_labels"})
     try:
-        ds = build_dataset(cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
+        ds = build_dataset(data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise FileNotFoundError(
             f"the export check needs the {split} images of {cfg.data.root} ({err}); pass --data-root DIR"
