@@ -125,7 +125,11 @@ def _latencies(
         out.setdefault("pytorch_eager", {})[f"{t}t"] = dm.latency("pytorch", module, t, x1, x8, args.runs)
         for name, f in files.items():
             res = dm.latency(name, f["b1"], t, x1, None, args.runs)
-            res["batch8"] = dm.latency(name, f["dyn"], t, x8, x8, args.runs)["batch8"]
+            try:
+                res["batch8"] = dm.latency(name, f["dyn"], t, x8, x8, args.runs)["batch8"]
+            except Exception as err:  # e.g. a graph whose dynamic batch fails at run time: recorded, not fatal
+                logger.exception("%s %s: batch-8 throughput failed", loaded.cfg.model.name, name)
+                res["batch8"] = {"error": repr(err)}
             out.setdefault(name, {})[f"{t}t"] = res
     return out
 
@@ -244,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.time()
     peak = dm.cpu_peak(args.threads)
-    models, missing = {}, {}
+    models: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    failed: dict[str, str] = {}
     for name in DEFAULTS:
         ckpt = Path(getattr(args, name))
         if not ckpt.is_file():
@@ -252,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("%s: checkpoint %s not found, skipped", name, ckpt)
             continue
         logger.info("benchmarking %s (%s)", name, ckpt)
-        models[name] = bench_model(name, ckpt, args, peak)
+        try:
+            models[name] = bench_model(name, ckpt, args, peak)
+        except Exception as err:  # one model's failure must not lose the others' measurements
+            logger.exception("%s failed", name)
+            failed[name] = repr(err)
     yolo = {}
     if not args.no_yolo:
         for res in models.values():
@@ -272,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_peak": peak,
         "models": models,
         "missing_checkpoints": missing,
+        "failed_models": failed,
         "yolo11n": {str(k): v for k, v in yolo.items()},
         "wall_s": round(time.time() - t0, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
