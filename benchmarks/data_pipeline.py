@@ -2,7 +2,7 @@
 
 Run (timings are meant to be taken with nothing heavy beside it):
 
-    /work/tools/cpu-whole env PYTHONPATH=src /work/main/.venv/bin/python benchmarks/data_pipeline.py
+    tools/cpu-whole python benchmarks/data_pipeline.py
 
 Writes ``benchmarks/results/data_pipeline.json`` and ``.md``. Shared data: ``$KDINSPECT_SHARED_DATA`` or
 ``<repo>/../shared/datasets``.

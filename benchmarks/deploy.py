@@ -2,13 +2,13 @@
 each trained model type, end-to-end per-frame time against YOLO11n at equal input size, the ZeroMQ stream and the
 HTTP service. Writes ``benchmarks/results/deploy.json`` and ``deploy.md``.
 
-    /work/tools/cpu-whole /work/main/.venv/bin/python benchmarks/deploy.py \\
+    tools/cpu-whole python benchmarks/deploy.py \\
         --hsd benchmarks/work/hsd/neu-det/student_hsd_s0/last.safetensors \\
         --mcff benchmarks/work/mcff_deepcrack/runs/deepcrack_student_kd_standard/best.safetensors \\
         --dkan benchmarks/work/dkan_cpu/base/split1/last.safetensors
 
 A model whose checkpoint is missing is skipped (and listed). Timings need the whole machine: run it under
-``/work/tools/cpu-whole``.
+``tools/cpu-whole``.
 """
 
 from __future__ import annotations
@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-yolo", action="store_true")
     p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "deploy"))
     p.add_argument("--name", default="deploy", help="results file stem under benchmarks/results/")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the models already measured by an interrupted run of the same --name (WORK/NAME.partial.json)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.time()
@@ -251,8 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, Any] = {}
     missing: dict[str, str] = {}
     failed: dict[str, str] = {}
+    # each model's figures are saved as soon as they exist, so an interrupted run loses only the model in progress
+    partial = Path(args.work) / f"{args.name}.partial.json"
+    if args.reuse and partial.is_file():
+        models = json.loads(partial.read_text())["models"]
+        logger.info("reusing %s from %s", sorted(models), partial)
     for name in DEFAULTS:
         ckpt = Path(getattr(args, name))
+        if name in models and models[name]["checkpoint"] == str(ckpt):
+            continue
         if not ckpt.is_file():
             missing[name] = str(ckpt)
             logger.warning("%s: checkpoint %s not found, skipped", name, ckpt)
@@ -260,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("benchmarking %s (%s)", name, ckpt)
         try:
             models[name] = bench_model(name, ckpt, args, peak)
+            write_json(partial, {"models": models})
         except Exception as err:  # one model's failure must not lose the others' measurements
             logger.exception("%s failed", name)
             failed[name] = repr(err)

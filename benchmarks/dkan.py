@@ -1,12 +1,12 @@
 """DKAN vs TFA incremental few-shot benchmark on NEU-DET (one command).
 
     python benchmarks/dkan.py                                   # CPU protocol of configs/dkan/neu_cpu.yaml
-    python benchmarks/dkan.py --workers 2 --launcher /work/tools/cpu-slot
+    python benchmarks/dkan.py --workers 2 --launcher tools/cpu-slot
     python benchmarks/dkan.py --report-only                     # re-aggregate finished jobs
 
 Every job (3 base trainings, then split x K x seed x method fine-tunings) runs as its own ``kdinspect fewshot --job``
-process; up to ``--workers`` run at once, each optionally behind a launcher command (``/work/tools/cpu-slot`` on the
-shared 2-core machine). Finished jobs leave ``result.json`` in their run folder, so an interrupted benchmark resumes
+process; up to ``--workers`` run at once, each optionally behind a launcher command (``tools/cpu-slot``: one CPU
+slot per core). Finished jobs leave ``result.json`` in their run folder, so an interrupted benchmark resumes
 where it stopped. After every finished job the results are re-aggregated into ``benchmarks/results/<name>.json`` and
 ``.md`` (rows, mean/std over seeds, DKAN - TFA differences, the paper's Table I, environment).
 """
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="configs/dkan/neu_cpu.yaml", help="protocol YAML (relative to the repo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override (repeatable)")
     p.add_argument("--workers", type=int, default=2, help="jobs in parallel")
-    p.add_argument("--launcher", default="", help="command prefix per job, e.g. /work/tools/cpu-slot")
+    p.add_argument("--launcher", default="", help="command prefix per job, e.g. tools/cpu-slot")
     p.add_argument("--name", default="dkan_neu-det", help="results file stem under benchmarks/results/")
     p.add_argument(
         "--setup",

@@ -6,11 +6,11 @@ without its built-in distillation, all at the same epochs, image size and thread
     python benchmarks/hsd.py --dataset neu-det --report   # re-aggregate finished jobs only
 
 Every training job runs as ``python benchmarks/hsd.py --job ID`` behind ``--launcher`` (default
-``/work/tools/cpu-slot`` when present: one of the two machine-wide CPU slots, 1 torch thread); up to ``--workers`` at
+``tools/cpu-slot`` where flock exists: one of the machine-wide CPU slots, 1 torch thread); up to ``--workers`` at
 once. A job trains, evaluates the final weights on the test split with kdinspect's COCO evaluator (faster-coco-eval),
 exports ONNX graphs (in-graph NMS and decode-only), counts parameters and FLOPs and writes ``row.json`` in its folder
 under ``benchmarks/work/hsd/<dataset>/`` (git-ignored), so an interrupted benchmark resumes where it stopped. When all
-jobs are done, ONNX Runtime latency is measured under ``--latency-launcher`` (``/work/tools/cpu-whole``: nothing heavy
+jobs are done, ONNX Runtime latency is measured under ``--latency-launcher`` (``tools/cpu-whole``: nothing heavy
 beside it). The report ``benchmarks/results/hsd_<dataset>.json`` / ``.md`` is rewritten after every finished job.
 """
 
@@ -21,6 +21,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    """``tools/cpu-slot`` / ``tools/cpu-whole`` (CPU-slot lock wrappers) where flock exists, else no launcher."""
+    return str(REPO / "tools" / name) if shutil.which("flock") else ""
+
+
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -383,8 +391,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (first = teacher/YOLO seed)")
     p.add_argument("--scratch", action="store_true", help="also train the student without ImageNet weights")
     p.add_argument("--workers", type=int, default=2, help="training jobs at once")
-    default_slot = "/work/tools/cpu-slot" if Path("/work/tools/cpu-slot").exists() else ""
-    default_whole = "/work/tools/cpu-whole" if Path("/work/tools/cpu-whole").exists() else ""
+    default_slot, default_whole = _tool("cpu-slot"), _tool("cpu-whole")
     p.add_argument("--launcher", default=default_slot, help="command prefix of every training job")
     p.add_argument("--latency-launcher", default=default_whole, help="command prefix of the latency measurement")
     p.add_argument("--poll", type=float, default=20.0)

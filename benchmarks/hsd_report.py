@@ -32,7 +32,7 @@ RECIPE = (
 )
 LATENCY_NOTE = (
     "Latency: ONNX Runtime CPUExecutionProvider, batch 1, median of 100 runs after 20 warm-up runs, inputs cycling "
-    "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under /work/tools/cpu-whole. "
+    "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under tools/cpu-whole. "
     "`latency_ms_*` time the whole exported graph with in-graph NMS (ours: decode + top-1000/level + batched NMS at "
     "score 0.05; Ultralytics export nms=True at its default conf 0.25); `raw` columns time the graph that ends at "
     "decoded boxes + class scores (no NMS) on both sides. Image decoding and resizing are not timed."

@@ -11,9 +11,9 @@ offline with each temperature strategy (standard, hyperthermal, non-isothermal),
 (segmentation_models_pytorch, MobileNetV3-small encoder, random init), all trained with the recipe of
 ``configs/mcff/<dataset>_*.yaml`` (same crops, epochs, optimizer, seed and 1 thread per job). Step 2 (soft labels at
 T1 = 10 from the teacher) runs as two shards. Every job is a ``python -m kdinspect ...`` process behind ``--launcher``
-(``/work/tools/cpu-slot`` on the shared machine); finished jobs are skipped on a re-run, so an interrupted benchmark
+(``tools/cpu-slot``: one CPU slot per core); finished jobs are skipped on a re-run, so an interrupted benchmark
 resumes. Test metrics come from each run's final full-resolution evaluation (``results.json``). Then, under
-``--whole`` (``/work/tools/cpu-whole``), ``benchmarks/mcff_measure.py`` measures parameters, GFLOPs and ONNX Runtime
+``--whole`` (``tools/cpu-whole``), ``benchmarks/mcff_measure.py`` measures parameters, GFLOPs and ONNX Runtime
 latency at 448x448 and draws overlays. Results: ``benchmarks/results/mcff_<dataset>.json`` and ``.md``.
 """
 
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -411,8 +412,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, choices=["deepcrack", "crackforest"])
     p.add_argument("--work", default="", help="work folder (default benchmarks/work/mcff_<dataset>[_smoke])")
-    p.add_argument("--launcher", default="/work/tools/cpu-slot" if Path("/work/tools/cpu-slot").exists() else "")
-    p.add_argument("--whole", default="/work/tools/cpu-whole" if Path("/work/tools/cpu-whole").exists() else "")
+    slot, whole = (str(REPO / "tools" / n) if shutil.which("flock") else "" for n in ("cpu-slot", "cpu-whole"))
+    p.add_argument("--launcher", default=slot, help="command prefix of every training job (default tools/cpu-slot)")
+    p.add_argument("--whole", default=whole, help="command prefix of the measurement (default tools/cpu-whole)")
     p.add_argument("--workers", type=int, default=2, help="jobs run at the same time")
     p.add_argument("--recipe", default="cpu", choices=["cpu", "gpu"], help="gpu: apply GPU_RECIPE to every row")
     p.add_argument("--device", default="", help="train.device of every job and the soft-label device (cuda)")

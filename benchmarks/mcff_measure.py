@@ -2,7 +2,7 @@
 
     python benchmarks/mcff_measure.py --out measure.json --size 448 ROW=CHECKPOINT [ROW=CHECKPOINT ...]
 
-Run it under ``/work/tools/cpu-whole`` so that nothing else runs beside the latency loop. For each checkpoint:
+Run it under ``tools/cpu-whole`` so that nothing else runs beside the latency loop. For each checkpoint:
 trainable parameters of the deployed network, GFLOPs of one 448x448 forward pass of the export module
 (``torch.utils.flop_counter``: 2 FLOPs per multiply-add, convolutions and matmuls), ONNX export at 448x448 (verified
 against PyTorch on two test images), and the median ONNX Runtime latency (batch 1) with 1 and 2 intra-op threads.

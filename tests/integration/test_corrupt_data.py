@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tests.helpers.runs import seg_overrides
+
 from kdinspect.api import train
 from kdinspect.config import load_config
 from kdinspect.data.synthetic import ensure_synthetic
-from tests.helpers.runs import seg_overrides
 
 
 def test_corrupt_training_image_is_skipped_and_counted(tmp_path: Path) -> None:

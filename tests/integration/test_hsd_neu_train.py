@@ -66,8 +66,9 @@ def test_teacher_loss_falls_then_student_distils_and_exports_teacher_free(shared
     pytest.importorskip("onnxruntime")
     from kdinspect.export.api import export_checkpoint
 
-    report = export_checkpoint(student.best, tmp_path / "student.onnx", verify_images=2, metric_images=4,
-                               max_metric_drop=1.0)
+    report = export_checkpoint(
+        student.best, tmp_path / "student.onnx", verify_images=2, metric_images=4, max_metric_drop=1.0
+    )
     assert report["verify_images"] == 2
     assert report["parity"] and all(v <= 1e-3 for k, v in report["parity"].items() if k.startswith("max_abs_diff"))
     assert report["metric_check"]["metric"] == "mAP50" and report["metric_check"]["images"] == 4
