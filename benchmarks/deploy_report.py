@@ -32,6 +32,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 gfs = m["gflops"] / (ms / 1e3)
                 row[f"b1_ms_{t}t"] = ms
                 row[f"b8_img_s_{t}t"] = lat.get("batch8", {}).get("images_per_s")
+                if "mode" in lat.get("batch8", {}):
+                    row["b8_mode"] = lat["batch8"]["mode"]
                 row[f"gflop_s_{t}t"] = round(gfs, 2)
                 row[f"peak_frac_measured_{t}t"] = round(gfs / peak[f"measured_gflops_{t}t"], 4)
                 if f"theoretical_gflops_{t}t" in peak:
@@ -96,6 +98,9 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_fmt(100 * r['peak_frac_measured_1t'], 1)} | {_fmt(r['metric'], 4)} | "
                 f"{_fmt(r['metric_delta'], 4)} |"
             )
+        looped = sorted({r["b8_mode"] for r in s["backends"].values() if "b8_mode" in r})
+        if looped:
+            lines += ["", f"Batch-8 throughput of the exported graphs: {', '.join(looped)}."]
         e = s["e2e"]
         lines += ["", "End to end per frame (decode, pre-processing, inference, NMS, drawing, JPEG), median ms:", ""]
         for t in threads:

@@ -67,6 +67,10 @@ def export_onnx(
         model_name: config model name, stored in the metadata.
         opset: ONNX opset.
         dynamic: dynamic batch axis.
+
+    Raises:
+        ValueError: ``dynamic`` for a model whose graph is traced per image (``supports_dynamic_batch = False``:
+            the two-stage Faster R-CNN).
         nms: detection only: NMS inside the graph (output ``dets``) or on the host (``boxes``/``scores``).
         extra_metadata: more ``metadata_props`` entries.
     """
@@ -74,6 +78,12 @@ def export_onnx(
         import onnx
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("ONNX export needs the export extra: pip install 'kdinspect[export]'") from err
+    if dynamic and not getattr(model, "supports_dynamic_batch", True):
+        raise ValueError(
+            f"{type(model).__name__} exports at a static batch of 1 only (its per-image RPN/RoI loops are traced at "
+            "the export batch; a dynamic-batch graph would fail at batch > 1): export without --dynamic; the runtime "
+            "runs a batch image by image"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = inference_module(model.eval(), kind, nms)

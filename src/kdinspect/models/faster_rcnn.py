@@ -79,6 +79,10 @@ class FasterRCNN(nn.Module):
         loss_weights: multipliers per loss name (``loss_rpn_cls``, ``loss_rpn_bbox``, ``loss_cls``, ``loss_bbox``).
     """
 
+    # The per-image loops of the RPN / RoI stages (anchors, proposals, per-class NMS) are traced at the export batch,
+    # so an ONNX graph of this model runs at batch 1 only; the runtime loops over images (OrtModel.predict_batch).
+    supports_dynamic_batch = False
+
     def __init__(
         self,
         backbone: nn.Module,

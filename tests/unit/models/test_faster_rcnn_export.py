@@ -22,3 +22,15 @@ def test_onnx_export_matches_eager_on_new_inputs(tmp_path):
         (got,) = sess.run(None, {"images": x.numpy()})
         assert ref.shape[0] > 0 and got.shape == ref.shape
         np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.export
+def test_dynamic_batch_export_is_refused_with_a_clear_error(tmp_path):
+    """The RPN/RoI per-image loops are traced at batch 1: a dynamic-batch graph would fail at batch > 1 in ONNX
+    Runtime, so the export refuses it instead of writing a file that breaks later."""
+    from kdinspect.export.onnx import export_onnx
+
+    model = tiny_faster_rcnn(3, seed=0).eval()
+    with pytest.raises(ValueError, match="static batch of 1"):
+        export_onnx(model, tmp_path / "dyn.onnx", (64, 64), "detection", ["a", "b", "c"], dynamic=True)
+    assert not (tmp_path / "dyn.onnx").exists()
