@@ -3,8 +3,8 @@
     python benchmarks/readme_tables.py            # print the section
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
-Reads ``benchmarks/results/{hsd_neu-det,mcff_deepcrack,mcff_crackforest,dkan_neu-det,deploy}.json``; a missing file
-is reported as not run.
+Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,mcff_deepcrack,mcff_crackforest,dkan_neu-det,deploy}.json``; a
+missing file is reported as not run (``hsd_deeppcb`` is left out when missing).
 """
 
 from __future__ import annotations
@@ -37,15 +37,16 @@ def _mean_of(rows: list[dict[str, Any]], row: str, key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def hsd_section(doc: dict[str, Any] | None) -> list[str]:
+def hsd_section(doc: dict[str, Any] | None, dataset: str = "neu-det") -> list[str]:
     if doc is None:
-        return ["HSD: `benchmarks/results/hsd_neu-det.json` not produced yet."]
+        return [f"HSD: `benchmarks/results/hsd_{dataset}.json` not produced yet."]
     from hsd_report import ROW_LABEL
 
     rows = doc["rows"]
     devices = sorted({r.get("train_device", "?") for r in rows})
+    title = {"neu-det": "NEU-DET", "deeppcb": "the DeepPCB subset"}.get(dataset, dataset)
     out = [
-        f"**HSD on NEU-DET** (`{doc['command']}`; {doc['epochs']} epochs, {doc['imgsz']} px, trained on "
+        f"**HSD on {title}** (`{doc['command']}`; {doc['epochs']} epochs, {doc['imgsz']} px, trained on "
         f"{'; '.join(devices)}; ONNX Runtime latency on {doc['environment'].get('cpu')}, batch 1, median, with NMS). "
         "Means over seeds (std):",
         "",
@@ -63,7 +64,7 @@ def hsd_section(doc: dict[str, Any] | None) -> list[str]:
         )
     out += [
         "",
-        "Full table, recipe and notes: [benchmarks/results/hsd_neu-det.md](benchmarks/results/hsd_neu-det.md).",
+        f"Full table, recipe and notes: [benchmarks/results/hsd_{dataset}.md](benchmarks/results/hsd_{dataset}.md).",
     ]
     return out
 
@@ -114,13 +115,44 @@ def dkan_section(doc: dict[str, Any] | None) -> list[str]:
 def deploy_section(doc: dict[str, Any] | None) -> list[str]:
     if doc is None:
         return ["Deployment: `benchmarks/results/deploy.json` not produced yet."]
-    return ["**Deployment**: see [benchmarks/results/deploy.md](benchmarks/results/deploy.md)."]
+    peak = doc["cpu_peak"]
+    out = [
+        f"**Deployment on this CPU** (`{doc['command']}`; {doc['environment'].get('cpu')}, measured FP32 peak "
+        f"{peak.get('measured_gflops_1t')} / {peak.get('measured_gflops_2t')} GFLOP/s at 1 / 2 threads). Batch-1 "
+        "median latency in ms at 1 / 2 threads; end to end = decode, pre-processing, inference, NMS, drawing and JPEG "
+        "per frame, 1 thread; YOLO11n runs through the same pipeline at the same input size:",
+        "",
+        "| model | input | GFLOPs | PyTorch eager | ONNX FP32 | fastest accurate runtime (1t) | its metric change "
+        "| end to end ms (YOLO11n ms) | stream FPS | service p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in doc["summary"].items():
+        m, b, e = doc["models"][name], doc["summary"][name]["backends"], doc["summary"][name]["e2e"]
+        fast = m["fastest_runtime_1t"]
+        lat = {k: f"{_f(b[k]['b1_ms_1t'], 1)} / {_f(b[k]['b1_ms_2t'], 1)}" for k in ("pytorch_eager", "onnx_fp32")}
+        stream = m["stream"].get("every_frame_reliable", {}).get("sender", {})
+        yolo = f" ({_f(e['yolo11n_ms_1t'], 1)})" if "yolo11n_ms_1t" in e else ""
+        out.append(
+            f"| {name}: {m['model']} | {m['input_size'][0]}x{m['input_size'][1]} | {m['gflops']:.2f} "
+            f"| {lat['pytorch_eager']} | {lat['onnx_fp32']} | {fast} {_f(b[fast]['b1_ms_1t'], 1)} "
+            f"| {s['metric']} {_f(b[fast]['metric_delta'], 4)} | {_f(e['ours_ms_1t'], 1)}{yolo} "
+            f"| {_f(stream.get('fps'), 1)} | {_f(m['service']['p50_ms'], 1)} / {_f(m['service']['p99_ms'], 1)} |"
+        )
+    if doc.get("failed_models"):
+        out += ["", f"Failed in this run: {', '.join(doc['failed_models'])} (see the file)."]
+    out += [
+        "",
+        "Every backend (INT8 QDQ / QOperator, OpenVINO f32 / bf16), batch-8 throughput, sizes and the share of the CPU "
+        "peak: [benchmarks/results/deploy.md](benchmarks/results/deploy.md).",
+    ]
+    return out
 
 
 def render() -> str:
     parts: list[str] = [BEGIN, ""]
     for lines in (
         hsd_section(_load("hsd_neu-det")),
+        *([hsd_section(doc, "deeppcb")] if (doc := _load("hsd_deeppcb")) else []),
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),
