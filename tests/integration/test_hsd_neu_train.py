@@ -26,7 +26,7 @@ def _cfg(shared: Path, out: Path, name: str, model: str, iters: int, teacher: st
             "train.batch_size=4",
             "train.epochs=100",
             f"train.max_iters={iters}",
-            "train.lr=0.01",
+            "train.lr=0.005",  # 0.01 spiked the loss on some CPUs within 36 iterations (a flaky assertion)
             "train.warmup_iters=5",
             "train.scheduler=none",
             "train.log_interval=1",
