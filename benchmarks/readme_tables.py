@@ -127,7 +127,7 @@ def deploy_section(doc: dict[str, Any] | None) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in doc["summary"].items():
-        m, b, e = doc["models"][name], doc["summary"][name]["backends"], doc["summary"][name]["e2e"]
+        m, b, e = doc["models"][name], s["backends"], s["e2e"]
         fast = m["fastest_runtime_1t"]
         lat = {k: f"{_f(b[k]['b1_ms_1t'], 1)} / {_f(b[k]['b1_ms_2t'], 1)}" for k in ("pytorch_eager", "onnx_fp32")}
         stream = m["stream"].get("every_frame_reliable", {}).get("sender", {})

@@ -14,7 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output .onnx (default: next to the checkpoint)")
     p.add_argument("--imgsz", default=None, help="input size N or HxW (default: from the run config)")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--dynamic", action="store_true", help="dynamic batch axis (default: batch 1)")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="dynamic batch axis (default: batch 1; Faster R-CNN exports at batch 1 only)",
+    )
     p.add_argument("--no-nms", action="store_true", help="detectors: leave NMS to the runtime (outputs boxes/scores)")
     p.add_argument("--atol", type=float, default=1e-3, help="max abs difference accepted by the parity check")
     p.add_argument("--verify-images", type=int, default=8, help="real images for the parity check")

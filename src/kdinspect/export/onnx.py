@@ -67,12 +67,12 @@ def export_onnx(
         model_name: config model name, stored in the metadata.
         opset: ONNX opset.
         dynamic: dynamic batch axis.
+        nms: detection only: NMS inside the graph (output ``dets``) or on the host (``boxes``/``scores``).
+        extra_metadata: more ``metadata_props`` entries.
 
     Raises:
         ValueError: ``dynamic`` for a model whose graph is traced per image (``supports_dynamic_batch = False``:
             the two-stage Faster R-CNN).
-        nms: detection only: NMS inside the graph (output ``dets``) or on the host (``boxes``/``scores``).
-        extra_metadata: more ``metadata_props`` entries.
     """
     try:
         import onnx
