@@ -47,6 +47,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "neu-det": {"folder": "neu-det", "epochs": 12, "imgsz": 192, "yolo": True, "seeds": (0, 1)},
     "deeppcb": {"folder": "deeppcb", "epochs": 12, "imgsz": 320, "yolo": False, "seeds": (0,)},
 }
+VARIANTS = ("paper", "lite")
 OURS = ("teacher", "student", "student_hsd", "student_scratch")
 YOLO_MODELS = {"yolo11n": "yolo11n.yaml", "yolo11s": "yolo11s.yaml", "yolo11n_distill": "yolo11n.yaml"}
 
@@ -82,7 +83,7 @@ def jobs_for(dataset: str, seeds: tuple[int, ...], scratch: bool) -> list[Job]:
 
 def work_dir(args: argparse.Namespace) -> Path:
     suffix = f"-smoke{args.smoke}" if args.smoke else ""
-    return REPO / "benchmarks" / "work" / "hsd" / f"{args.dataset}{suffix}"
+    return REPO / "benchmarks" / "work" / "hsd" / f"{args.name}{suffix}"
 
 
 def _done(args: argparse.Namespace, job: Job) -> bool:
@@ -94,7 +95,8 @@ def _our_config(args: argparse.Namespace, job: Job) -> Any:
     from kdinspect.config import load_config
 
     role = "student" if job.row == "student_scratch" else job.row
-    path = REPO / "configs" / "hsd" / f"{args.dataset}_{role}.yaml"
+    variant = "" if role == "teacher" or args.variant == "paper" else f"_{args.variant}"
+    path = REPO / "configs" / "hsd" / f"{args.dataset}_{role}{variant}.yaml"
     wd = work_dir(args)
     overrides = [
         f"data.root={SHARED / DATASETS[args.dataset]['folder']}", f"data.imgsz={args.imgsz}",
@@ -133,9 +135,13 @@ def run_our_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
         onnx["nms" if nms else "raw"] = str(path)
     p = cfg.model.params
     metrics = result.metrics
+    bb, ch, nk, k = p.get("backbone"), p.get("channels"), p.get("neck_kernel", 7), p.get("pred_kernel", 3)
+    arch = f"{bb} + {'FPN' if job.row == 'teacher' else 'HKN'}-{ch} + HKH-{ch}"
+    if job.row != "teacher" and args.variant != "paper":
+        blocks, norm = p.get("stacked", 3), p.get("head_norm", "gn")
+        arch = f"{bb} + HKN-{ch} (DW {nk}x{nk}) + {blocks}-block head-{ch} ({norm}, {k}x{k} pred)"
     return {
-        "model": f"HSD {job.row.replace('_', ' ')} ({p.get('backbone')} + {'FPN' if job.row == 'teacher' else 'HKN'}"
-        f"-{p.get('channels')} + HKH-{p.get('channels')})",
+        "model": f"HSD {job.row.replace('_', ' ')}{'' if job.row == 'teacher' else ' ' + args.variant} ({arch})",
         "system": "kdinspect",
         "imagenet_init": bool(p.get("pretrained", False)),
         "distill": "HSD LD from the teacher" if job.row == "student_hsd" else "",
@@ -350,7 +356,8 @@ def _job_cmd(args: argparse.Namespace, extra: list[str]) -> list[str]:
     seeds = [str(s) for s in args.seeds]
     return [sys.executable, str(Path(__file__).resolve()), "--dataset", args.dataset, "--epochs", str(args.epochs),
             "--imgsz", str(args.imgsz), "--threads", str(args.threads), "--smoke", str(args.smoke), "--seeds", *seeds,
-            "--device", args.device, "--data-workers", str(args.data_workers), *extra]  # fmt: skip
+            "--device", args.device, "--data-workers", str(args.data_workers), "--variant", args.variant,
+            *extra]  # fmt: skip
 
 
 def run_all(args: argparse.Namespace) -> list[str]:
@@ -390,6 +397,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-workers", type=int, default=0, help="data-loading worker processes per training job")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (first = teacher/YOLO seed)")
     p.add_argument("--scratch", action="store_true", help="also train the student without ImageNet weights")
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="paper",
+        help="student architecture: paper (HKN + HKH as published) or lite (configs/hsd/*_lite.yaml: the CPU-latency "
+        "student); lite writes hsd_<dataset>-lite.json",
+    )
     p.add_argument("--workers", type=int, default=2, help="training jobs at once")
     default_slot, default_whole = _tool("cpu-slot"), _tool("cpu-whole")
     p.add_argument("--launcher", default=default_slot, help="command prefix of every training job")
@@ -407,6 +421,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.epochs = args.epochs or spec["epochs"]
     args.imgsz = args.imgsz or spec["imgsz"]
     args.seeds = tuple(args.seeds or spec["seeds"])
+    args.name = args.dataset if args.variant == "paper" else f"{args.dataset}-{args.variant}"
     args.argv = ["python", "benchmarks/hsd.py", *(argv if argv is not None else sys.argv[1:])]
     return args
 

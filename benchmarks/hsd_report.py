@@ -33,9 +33,10 @@ RECIPE = (
 LATENCY_NOTE = (
     "Latency: ONNX Runtime CPUExecutionProvider, batch 1, median of 100 runs after 20 warm-up runs, inputs cycling "
     "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under tools/cpu-whole. "
-    "`latency_ms_*` time the whole exported graph with in-graph NMS (ours: decode + top-1000/level + batched NMS at "
-    "score 0.05; Ultralytics export nms=True at its default conf 0.25); `raw` columns time the graph that ends at "
-    "decoded boxes + class scores (no NMS) on both sides. Image decoding and resizing are not timed."
+    "`latency_ms_*` time the whole exported graph with in-graph NMS (ours: decode + top-1000 per level where a "
+    "level has more anchors + batched NMS at score 0.05; Ultralytics export nms=True at its default conf 0.25); "
+    "`raw` columns time the graph that ends at decoded boxes + class scores (no NMS) on both sides. Image decoding "
+    "and resizing are not timed."
 )
 
 
@@ -63,7 +64,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     means = {}
     for row in rows_present:
         means[row] = {}
-        for key in ("mAP50", "mAP50_95", "latency_ms_1t", "latency_ms_2t", "train_wall_s"):
+        for key in ("mAP50", "mAP50_95", "latency_ms_1t", "latency_ms_2t", "latency_raw_ms_1t", "latency_raw_ms_2t",
+                    "train_wall_s"):  # fmt: skip
             m, sd, n = _mean(rows, row, key)
             means[row][key] = m
             means[row][f"{key}_std"] = sd
@@ -77,9 +79,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         comp[f"student_hsd_minus_{other}_mAP50"] = hsd["mAP50"] - o["mAP50"]
         comp[f"student_hsd_minus_{other}_mAP50_95"] = hsd["mAP50_95"] - o["mAP50_95"]
         for t in (1, 2):
-            a, b = hsd.get(f"latency_ms_{t}t"), o.get(f"latency_ms_{t}t")
-            if a and b:
-                comp[f"latency_ratio_{t}t_student_hsd_over_{other}"] = a / b
+            for kind in ("", "raw_"):
+                a, b = hsd.get(f"latency_{kind}ms_{t}t"), o.get(f"latency_{kind}ms_{t}t")
+                if a and b:
+                    comp[f"latency_{kind}ratio_{t}t_student_hsd_over_{other}"] = a / b
     return {"means": means, "comparisons": comp}
 
 
@@ -94,7 +97,8 @@ def _fmt(v: Any, digits: int = 4) -> str:
 def markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     lines = [
-        f"# HSD benchmark on {doc['dataset']}",
+        f"# HSD benchmark on {doc['dataset']}"
+        + ("" if doc.get("variant", "paper") == "paper" else f" ({doc['variant']} student)"),
         "",
         f"Command: `{doc['command']}`  ",
         f"Git commit: `{doc['git_commit']}`  ",
@@ -117,13 +121,14 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {_fmt(r.get('latency_raw_ms_1t'), 2)} / {_fmt(r.get('latency_raw_ms_2t'), 2)} "
             f"| {r['train_wall_s']:.0f} | {r['peak_rss_mb']:.0f} |"
         )
-    lines += ["", "Means over seeds (std):", "", "| row | n | mAP50 | mAP50-95 | latency 1t (ms) | latency 2t (ms) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    head = "| row | n | mAP50 | mAP50-95 | latency 1t / 2t (ms) | raw 1t / 2t (ms) |"
+    lines += ["", "Means over seeds (std):", "", head, "|---|---|---|---|---|---|"]
     for row, m in doc["summary"]["means"].items():
         lines.append(
             f"| {ROW_LABEL[row]} | {m['n']} | {_fmt(m['mAP50'])} ({_fmt(m['mAP50_std'])}) "
-            f"| {_fmt(m['mAP50_95'])} ({_fmt(m['mAP50_95_std'])}) | {_fmt(m['latency_ms_1t'], 2)} "
-            f"| {_fmt(m['latency_ms_2t'], 2)} |"
+            f"| {_fmt(m['mAP50_95'])} ({_fmt(m['mAP50_95_std'])}) "
+            f"| {_fmt(m['latency_ms_1t'], 2)} / {_fmt(m['latency_ms_2t'], 2)} "
+            f"| {_fmt(m.get('latency_raw_ms_1t'), 2)} / {_fmt(m.get('latency_raw_ms_2t'), 2)} |"
         )
     if doc["summary"]["comparisons"]:
         lines += ["", "Comparisons (means over seeds):", ""]
@@ -137,17 +142,19 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[str] | None = None) -> dict[str, Any]:
-    """Write ``benchmarks/results/hsd_<dataset>.json`` and ``.md`` from the finished rows under ``wd``."""
+    """Write ``benchmarks/results/hsd_<name>.json`` and ``.md`` from the finished rows under ``wd`` (name = the
+    dataset, plus ``-lite`` for the lite student variant)."""
     from kdinspect.utils.env import environment_info, git_commit
     from kdinspect.utils.io import write_json
 
     results = wd if getattr(args, "smoke", 0) else REPO / "benchmarks" / "results"  # dry runs stay in the work dir
-    out = results / f"hsd_{args.dataset}.json"
+    out = results / f"hsd_{getattr(args, 'name', args.dataset)}.json"
     old = json.loads(out.read_text()) if out.exists() else {}
     rows = _load_rows(wd)
     doc = {
         "benchmark": "hsd",
         "dataset": args.dataset,
+        "variant": getattr(args, "variant", "paper"),
         "command": shlex.join(getattr(args, "argv", ["python", "benchmarks/hsd.py", "--dataset", args.dataset])),
         "git_commit": git_commit(REPO),
         "environment": environment_info(),

@@ -3,8 +3,9 @@
     python benchmarks/readme_tables.py            # print the section
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
-Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,mcff_deepcrack,mcff_crackforest,dkan_neu-det,deploy}.json``; a
-missing file is reported as not run (``hsd_deeppcb`` is left out when missing).
+Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,mcff_deepcrack,mcff_crackforest,dkan_neu-det,
+deploy}.json``; a missing file is reported as not run (``hsd_deeppcb`` and ``hsd_neu-det-lite`` are left out when
+missing).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def hsd_section(doc: dict[str, Any] | None, dataset: str = "neu-det") -> list[st
 
     rows = doc["rows"]
     devices = sorted({r.get("train_device", "?") for r in rows})
-    title = {"neu-det": "NEU-DET", "deeppcb": "the DeepPCB subset"}.get(dataset, dataset)
+    title = {"neu-det": "NEU-DET", "deeppcb": "the DeepPCB subset", "neu-det-lite": "NEU-DET, lite student"}.get(
+        dataset, dataset
+    )
     out = [
         f"**HSD on {title}** (`{doc['command']}`; {doc['epochs']} epochs, {doc['imgsz']} px, trained on "
         f"{'; '.join(devices)}; ONNX Runtime latency on {doc['environment'].get('cpu')}, batch 1, median, with NMS). "
@@ -153,6 +156,7 @@ def render() -> str:
     for lines in (
         hsd_section(_load("hsd_neu-det")),
         *([hsd_section(doc, "deeppcb")] if (doc := _load("hsd_deeppcb")) else []),
+        *([hsd_section(doc, "neu-det-lite")] if (doc := _load("hsd_neu-det-lite")) else []),
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),

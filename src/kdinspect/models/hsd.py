@@ -2,7 +2,8 @@
 
 The paper pairs a ResNet-18 teacher and a ResNet-18 student ("self" distillation; the heterogeneity is the neck).
 ``backbone`` also accepts the CPU-friendly MobileNetV2/V3 of ``BACKBONES``, and ``channels`` narrows the neck and head
-(256 in the paper) for CPU latency.
+(256 in the paper) for CPU latency. ``stacked``, ``head_norm``, ``pred_kernel`` and ``neck_kernel`` make the lighter
+"lite" student (``configs/hsd/*_lite.yaml``; defaults = the paper's HKN + HKH).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def hsd_detector(
     channels: int = 256,
     ca_mode: str = "released_noop",
     stacked: int = 3,
+    head_norm: str = "gn",
+    pred_kernel: int = 3,
+    neck_kernel: int = 7,
     reg_max: int = 16,
     cls_loss: str = "bce",
     loss_bbox_weight: float = 2.0,
@@ -61,6 +65,9 @@ def hsd_detector(
         channels: neck and head width (256 in the paper).
         ca_mode: HKN only: ``released_noop`` or ``apply_on_laterals``.
         stacked: tower blocks in the head (3 in HKH).
+        head_norm: ``gn`` (HKH: GroupNorm) or ``bn`` (one BatchNorm per level, folded into the convs at export).
+        pred_kernel: kernel of the head's final cls / reg convs (3 in HKH).
+        neck_kernel: HKN only: depthwise kernel of the output and extra convs (7 in HKN).
         reg_max: largest distribution bin (16).
         cls_loss: ``bce`` (released FC loss) or ``qfl``.
         loss_bbox_weight: GIoU (FR) weight.
@@ -87,8 +94,17 @@ def hsd_detector(
     if neck == "fpn":
         neck_mod: FPN = FPN(in_ch, channels, 2, in_strides)
     else:
-        neck_mod = HKN(in_ch, channels, 2, in_strides, ca_mode=ca_mode)
-    head = GFLHead(num_classes, channels, channels, stacked=stacked, reg_max=reg_max, num_levels=len(neck_mod.strides))
+        neck_mod = HKN(in_ch, channels, 2, in_strides, ca_mode=ca_mode, kernel_size=neck_kernel)
+    head = GFLHead(
+        num_classes,
+        channels,
+        channels,
+        stacked=stacked,
+        reg_max=reg_max,
+        num_levels=len(neck_mod.strides),
+        norm=head_norm,
+        pred_kernel=pred_kernel,
+    )
     return GFL(
         body,
         neck_mod,

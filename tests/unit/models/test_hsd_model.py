@@ -132,3 +132,78 @@ def test_onnx_export_matches_eager(nms: bool) -> None:
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
     if nms:
         assert want[0].shape[0] > 0  # the comparison covered real detections
+
+
+# --------------------------------------------------------------------------- lite student options (CPU latency)
+def test_lite_head_options() -> None:
+    head = GFLHead(num_classes=3, in_channels=32, feat_channels=32, stacked=2, num_levels=2, norm="bn", pred_kernel=1)
+    assert head.gfl_cls.kernel_size == head.gfl_reg.kernel_size == (1, 1)
+    block = head.cls_convs[0]
+    assert len(block.dw_norms) == len(block.pw_norms) == 2 and isinstance(block.dw_norm, torch.nn.Identity)
+    assert block.depthwise_conv.bias is None  # the BatchNorm carries the shift
+    cls, reg = head([torch.randn(2, 32, 8, 8), torch.randn(2, 32, 4, 4)])
+    assert [tuple(c.shape) for c in cls] == [(2, 3, 8, 8), (2, 3, 4, 4)]
+    assert [tuple(r.shape) for r in reg] == [(2, 68, 8, 8), (2, 68, 4, 4)]
+    # each level updates its own BatchNorm statistics; the convs are shared
+    stats = [block.dw_norms[i].running_mean for i in range(2)]
+    assert not torch.allclose(stats[0], stats[1])
+    with pytest.raises(ValueError, match="norm"):
+        GFLHead(num_classes=3, in_channels=32, feat_channels=32, norm="ln")
+    with pytest.raises(ValueError, match="pred_kernel"):
+        GFLHead(num_classes=3, in_channels=32, feat_channels=32, pred_kernel=5)
+
+
+def test_lite_student_builds_with_defaults_unchanged() -> None:
+    paper, lite = tiny(), tiny(stacked=2, head_norm="bn", pred_kernel=1, neck_kernel=5)
+    assert paper.neck.layer_blocks[0].depthwise_conv.kernel_size == (7, 7)
+    assert isinstance(paper.head.cls_convs[0].dw_norm, torch.nn.GroupNorm) and len(paper.head.cls_convs) == 3
+    assert lite.neck.layer_blocks[0].depthwise_conv.kernel_size == (5, 5)
+    assert all(c.depthwise_conv.kernel_size == (5, 5) for c in lite.neck.extra_blocks.convs)
+    assert len(lite.head.cls_convs) == 2 and len(lite.head.cls_convs[0].dw_norms) == len(lite.strides)
+    assert n_params(lite) < n_params(paper)
+    losses = lite.train()(torch.rand(2, 3, 64, 64), targets())
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.export
+def test_lite_export_folds_batchnorm() -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny(stacked=2, head_norm="bn", pred_kernel=1, neck_kernel=5)
+    for m in model.head.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    module = model.eval().inference_module(nms=False).eval()
+    x = torch.rand(1, 3, 64, 64)
+    buf = io.BytesIO()
+    torch.onnx.export(module, (x,), buf, input_names=["images"], output_names=["boxes", "scores"], opset_version=17,
+                      dynamo=False)  # fmt: skip
+    ops = {n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node}
+    assert "BatchNormalization" not in ops and "InstanceNormalization" not in ops
+    got = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        want = [t.numpy() for t in module(x)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
+
+
+def test_topk_shortcut_keeps_every_anchor() -> None:
+    from kdinspect.models.heads.gfl_decode import multiclass_nms, select_topk_per_level
+
+    torch.manual_seed(0)
+    counts = [6, 3]
+    cls, reg = torch.randn(2, 9, 3), torch.randn(2, 9, 68)
+    centres, strides = torch.rand(9, 2) * 64, torch.tensor([8.0] * 6 + [16.0] * 3)
+    c, r, ctr, st = select_topk_per_level(cls, reg, centres, strides, counts, nms_pre=6)  # no level exceeds 6
+    assert torch.equal(c, cls) and torch.equal(r, reg) and ctr.shape == (2, 9, 2) and st.shape == (2, 9)
+    c4, _, _, st4 = select_topk_per_level(cls, reg, centres, strides, counts, nms_pre=4)  # level 0 cut to 4
+    assert c4.shape == (2, 7, 3) and torch.equal(st4[:, 4:], torch.full((2, 3), 16.0))
+    assert torch.equal(c4[0, :4].amax(1), cls[0, :6].amax(1).topk(4).values)
+    # the NMS result does not depend on the candidates' order
+    boxes = torch.cat([torch.rand(2, 9, 2) * 30, torch.rand(2, 9, 2) * 30 + 30], dim=2)
+    perm = torch.randperm(9)
+    a = multiclass_nms(boxes, cls.sigmoid(), 0.05, 0.6, 100)
+    b = multiclass_nms(boxes[:, perm], cls[:, perm].sigmoid(), 0.05, 0.6, 100)
+    assert torch.equal(a, b)

@@ -51,16 +51,22 @@ def select_topk_per_level(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Keep the ``nms_pre`` anchors with the highest max-class logit on each level (all of a level if it is smaller).
 
+    When no level has more than ``nms_pre`` anchors (or ``nms_pre <= 0``) every anchor is kept in anchor order, with
+    no sort: NMS ranks them by score anyway, and the exported graph skips the TopK / Gather work.
+
     Args:
         cls: (B, A, C) logits; reg: (B, A, D); centres: (A, 2); strides: (A,).
 
     Returns:
         cls (B, K, C), reg (B, K, D), centres (B, K, 2), strides (B, K).
     """
+    b = cls.shape[0]
+    if nms_pre <= 0 or all(n <= nms_pre for n in num_per_level):  # every anchor is kept: skip the sort and gather
+        return cls, reg, centres.expand(b, -1, -1), strides.expand(b, -1)
     picks, start = [], 0
     for n in num_per_level:
         level = cls[:, start : start + n].amax(dim=2)  # (B, n)
-        k = min(nms_pre, n) if nms_pre > 0 else n
+        k = min(nms_pre, n)
         picks.append(level.topk(k, dim=1).indices + start)
         start += n
     idx = torch.cat(picks, dim=1)  # (B, K)
@@ -68,7 +74,6 @@ def select_topk_per_level(
     def take(t: Tensor) -> Tensor:
         return torch.gather(t, 1, idx[..., None].expand(-1, -1, t.shape[-1]))
 
-    b = cls.shape[0]
     return take(cls), take(reg), take(centres.expand(b, -1, -1)), strides[idx]
 
 
