@@ -48,7 +48,13 @@ DATASETS: dict[str, dict[str, Any]] = {
     "deeppcb": {"folder": "deeppcb", "epochs": 12, "imgsz": 320, "yolo": False, "seeds": (0,)},
 }
 VARIANTS = ("paper", "lite")
-OURS = ("teacher", "student", "student_hsd", "student_scratch")
+OURS = ("teacher", "student", "student_hsd", "student_scratch", "student_ca_laterals", "student_bce")
+# --switches: the student without distillation with one switch flipped from its config (the released defaults),
+# every seed, to choose the defaults by measurement
+SWITCH_ROWS = {
+    "student_ca_laterals": ["model.params.ca_mode=apply_on_laterals"],
+    "student_bce": ["model.params.cls_loss=bce"],
+}
 YOLO_MODELS = {"yolo11n": "yolo11n.yaml", "yolo11s": "yolo11s.yaml", "yolo11n_distill": "yolo11n.yaml"}
 
 
@@ -65,8 +71,8 @@ class Job:
         return f"{self.row}_s{self.seed}"
 
 
-def jobs_for(dataset: str, seeds: tuple[int, ...], scratch: bool) -> list[Job]:
-    """Jobs in launch order: one full table (seed 0) first, then the extra student seeds."""
+def jobs_for(dataset: str, seeds: tuple[int, ...], scratch: bool, switches: bool = False) -> list[Job]:
+    """Jobs in launch order: one full table (seed 0) first, then the extra student seeds, then the switch rows."""
     s0 = seeds[0]
     jobs = [Job("teacher", s0), Job("student", s0)]
     if DATASETS[dataset]["yolo"]:
@@ -78,6 +84,8 @@ def jobs_for(dataset: str, seeds: tuple[int, ...], scratch: bool) -> list[Job]:
         jobs.append(Job("student_scratch", s0))
     for s in seeds[1:]:
         jobs += [Job("student", s), Job("student_hsd", s, (f"teacher_s{s0}",))]
+    if switches:
+        jobs += [Job(row, s) for s in seeds for row in SWITCH_ROWS]
     return jobs
 
 
@@ -94,7 +102,7 @@ def _done(args: argparse.Namespace, job: Job) -> bool:
 def _our_config(args: argparse.Namespace, job: Job) -> Any:
     from kdinspect.config import load_config
 
-    role = "student" if job.row == "student_scratch" else job.row
+    role = "student" if job.row == "student_scratch" or job.row in SWITCH_ROWS else job.row
     variant = "" if role == "teacher" or args.variant == "paper" else f"_{args.variant}"
     path = REPO / "configs" / "hsd" / f"{args.dataset}_{role}{variant}.yaml"
     wd = work_dir(args)
@@ -108,6 +116,7 @@ def _our_config(args: argparse.Namespace, job: Job) -> Any:
         overrides.append(f"distill.teacher={wd / job.deps[0] / 'last.safetensors'}")
     if job.row == "student_scratch":
         overrides.append("model.params.pretrained=false")
+    overrides += SWITCH_ROWS.get(job.row, [])
     if (wd / job.id / "last.safetensors").exists():
         overrides.append("train.resume=true")
     return load_config(path, overrides)
@@ -219,7 +228,7 @@ def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
 
 
 def run_job(args: argparse.Namespace, job_id: str) -> None:
-    jobs = {j.id: j for j in jobs_for(args.dataset, tuple(args.seeds), True)}
+    jobs = {j.id: j for j in jobs_for(args.dataset, tuple(args.seeds), True, True)}
     if job_id not in jobs:
         raise SystemExit(f"unknown job {job_id!r}; valid: {sorted(jobs)}")
     job = jobs[job_id]
@@ -363,7 +372,8 @@ def _job_cmd(args: argparse.Namespace, extra: list[str]) -> list[str]:
 def run_all(args: argparse.Namespace) -> list[str]:
     """Run unfinished jobs (dependencies first, ``--workers`` at once); return the failed job ids."""
     logs = work_dir(args) / "logs"
-    pending = [j for j in jobs_for(args.dataset, tuple(args.seeds), args.scratch) if not _done(args, j)]
+    jobs = jobs_for(args.dataset, tuple(args.seeds), args.scratch, args.switches)
+    pending = [j for j in jobs if not _done(args, j)]
     running: dict[str, tuple[Job, subprocess.Popen]] = {}
     failed: list[str] = []
     while pending or running:
@@ -397,6 +407,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-workers", type=int, default=0, help="data-loading worker processes per training job")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (first = teacher/YOLO seed)")
     p.add_argument("--scratch", action="store_true", help="also train the student without ImageNet weights")
+    p.add_argument(
+        "--switches",
+        action="store_true",
+        help="also train the undistilled student with ca_mode=apply_on_laterals and with cls_loss=bce (every seed)",
+    )
     p.add_argument(
         "--variant",
         choices=VARIANTS,

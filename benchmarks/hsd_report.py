@@ -12,12 +12,24 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-ROW_ORDER = ("teacher", "student", "student_hsd", "student_scratch", "yolo11n", "yolo11s", "yolo11n_distill")
+ROW_ORDER = (
+    "teacher",
+    "student",
+    "student_hsd",
+    "student_scratch",
+    "student_ca_laterals",
+    "student_bce",
+    "yolo11n",
+    "yolo11s",
+    "yolo11n_distill",
+)
 ROW_LABEL = {
     "teacher": "1. HSD teacher",
     "student": "2. HSD student, no distillation",
     "student_hsd": "3. HSD student + HSD distillation",
     "student_scratch": "2b. HSD student, no ImageNet, no distillation",
+    "student_ca_laterals": "2c. HSD student, no distillation, ca_mode apply_on_laterals",
+    "student_bce": "2d. HSD student, no distillation, cls_loss bce",
     "yolo11n": "4. YOLO11n (from scratch)",
     "yolo11s": "(YOLO11s, teacher of row 5)",
     "yolo11n_distill": "5. YOLO11n + Ultralytics distillation",
@@ -83,6 +95,12 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 a, b = hsd.get(f"latency_{kind}ms_{t}t"), o.get(f"latency_{kind}ms_{t}t")
                 if a and b:
                     comp[f"latency_{kind}ratio_{t}t_student_hsd_over_{other}"] = a / b
+    base = means.get("student", {})
+    for switch in ("student_ca_laterals", "student_bce"):  # each flipped switch against the config's default
+        o = means.get(switch)
+        if o and o.get("mAP50") is not None and base.get("mAP50") is not None:
+            comp[f"{switch}_minus_student_mAP50"] = o["mAP50"] - base["mAP50"]
+            comp[f"{switch}_minus_student_mAP50_95"] = o["mAP50_95"] - base["mAP50_95"]
     return {"means": means, "comparisons": comp}
 
 
