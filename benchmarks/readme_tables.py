@@ -4,8 +4,8 @@
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
 Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,mcff_deepcrack,mcff_crackforest,dkan_neu-det,
-deploy}.json``; a missing file is reported as not run (``hsd_deeppcb`` and ``hsd_neu-det-lite`` are left out when
-missing).
+deploy,deploy_hsd}.json``; a missing file is reported as not run (``hsd_deeppcb``, ``hsd_neu-det-lite`` and
+``deploy_hsd`` are left out when missing).
 """
 
 from __future__ import annotations
@@ -115,9 +115,9 @@ def dkan_section(doc: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def deploy_section(doc: dict[str, Any] | None) -> list[str]:
+def deploy_section(doc: dict[str, Any] | None, name: str = "deploy") -> list[str]:
     if doc is None:
-        return ["Deployment: `benchmarks/results/deploy.json` not produced yet."]
+        return [f"Deployment: `benchmarks/results/{name}.json` not produced yet."]
     peak = doc["cpu_peak"]
     out = [
         f"**Deployment on this CPU** (`{doc['command']}`; {doc['environment'].get('cpu')}, measured FP32 peak "
@@ -135,10 +135,11 @@ def deploy_section(doc: dict[str, Any] | None) -> list[str]:
         lat = {k: f"{_f(b[k]['b1_ms_1t'], 1)} / {_f(b[k]['b1_ms_2t'], 1)}" for k in ("pytorch_eager", "onnx_fp32")}
         stream = m["stream"].get("every_frame_reliable", {}).get("sender", {})
         yolo = f" ({_f(e['yolo11n_ms_1t'], 1)})" if "yolo11n_ms_1t" in e else ""
+        pipe = f" {e['ours_pipeline_1t']}" if "ours_pipeline_1t" in e else ""
         out.append(
             f"| {name}: {m['model']} | {m['input_size'][0]}x{m['input_size'][1]} | {m['gflops']:.2f} "
             f"| {lat['pytorch_eager']} | {lat['onnx_fp32']} | {fast} {_f(b[fast]['b1_ms_1t'], 1)} "
-            f"| {s['metric']} {_f(b[fast]['metric_delta'], 4)} | {_f(e['ours_ms_1t'], 1)}{yolo} "
+            f"| {s['metric']} {_f(b[fast]['metric_delta'], 4)} | {_f(e['ours_ms_1t'], 1)}{pipe}{yolo} "
             f"| {_f(stream.get('fps'), 1)} | {_f(m['service']['p50_ms'], 1)} / {_f(m['service']['p99_ms'], 1)} |"
         )
     if doc.get("failed_models"):
@@ -146,7 +147,7 @@ def deploy_section(doc: dict[str, Any] | None) -> list[str]:
     out += [
         "",
         "Every backend (INT8 QDQ / QOperator, OpenVINO f32 / bf16), batch-8 throughput, sizes and the share of the CPU "
-        "peak: [benchmarks/results/deploy.md](benchmarks/results/deploy.md).",
+        f"peak: [benchmarks/results/{name}.md](benchmarks/results/{name}.md).",
     ]
     return out
 
@@ -161,6 +162,7 @@ def render() -> str:
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),
         deploy_section(_load("deploy")),
+        *([deploy_section(doc, "deploy_hsd")] if (doc := _load("deploy_hsd")) else []),
     ):
         parts += [*lines, ""]
     parts.append(END)
