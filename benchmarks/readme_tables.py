@@ -115,12 +115,14 @@ def dkan_section(doc: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def deploy_section(doc: dict[str, Any] | None, name: str = "deploy") -> list[str]:
+def deploy_section(
+    doc: dict[str, Any] | None, stem: str = "deploy", title: str = "Deployment on this CPU"
+) -> list[str]:
     if doc is None:
-        return [f"Deployment: `benchmarks/results/{name}.json` not produced yet."]
+        return [f"Deployment: `benchmarks/results/{stem}.json` not produced yet."]
     peak = doc["cpu_peak"]
     out = [
-        f"**Deployment on this CPU** (`{doc['command']}`; {doc['environment'].get('cpu')}, measured FP32 peak "
+        f"**{title}** (`{doc['command']}`; {doc['environment'].get('cpu')}, measured FP32 peak "
         f"{peak.get('measured_gflops_1t')} / {peak.get('measured_gflops_2t')} GFLOP/s at 1 / 2 threads). Batch-1 "
         "median latency in ms at 1 / 2 threads; end to end = decode, pre-processing, inference, NMS, drawing and JPEG "
         "per frame, 1 thread; YOLO11n runs through the same pipeline at the same input size:",
@@ -147,7 +149,7 @@ def deploy_section(doc: dict[str, Any] | None, name: str = "deploy") -> list[str
     out += [
         "",
         "Every backend (INT8 QDQ / QOperator, OpenVINO f32 / bf16), batch-8 throughput, sizes and the share of the CPU "
-        f"peak: [benchmarks/results/{name}.md](benchmarks/results/{name}.md).",
+        f"peak: [benchmarks/results/{stem}.md](benchmarks/results/{stem}.md).",
     ]
     return out
 
@@ -162,7 +164,11 @@ def render() -> str:
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),
         deploy_section(_load("deploy")),
-        *([deploy_section(doc, "deploy_hsd")] if (doc := _load("deploy_hsd")) else []),
+        *(
+            [deploy_section(doc, "deploy_hsd", "Deployment of the HSD students, paper vs lite, on this CPU")]
+            if (doc := _load("deploy_hsd"))
+            else []
+        ),
     ):
         parts += [*lines, ""]
     parts.append(END)
