@@ -4,14 +4,17 @@ without its built-in distillation, all at the same epochs, image size and thread
     python benchmarks/hsd.py --dataset neu-det            # every row, 2 seeds for the students, then latency
     python benchmarks/hsd.py --dataset deeppcb            # rows 1-3
     python benchmarks/hsd.py --dataset neu-det --report   # re-aggregate finished jobs only
+    python benchmarks/hsd.py --dataset neu-det --epochs 8 --variant lite --switches
+                        # the lite student (configs/hsd/*_lite.yaml) + the ca_mode / cls_loss switch rows
 
 Every training job runs as ``python benchmarks/hsd.py --job ID`` behind ``--launcher`` (default
 ``tools/cpu-slot`` where flock exists: one of the machine-wide CPU slots, 1 torch thread); up to ``--workers`` at
 once. A job trains, evaluates the final weights on the test split with kdinspect's COCO evaluator (faster-coco-eval),
 exports ONNX graphs (in-graph NMS and decode-only), counts parameters and FLOPs and writes ``row.json`` in its folder
-under ``benchmarks/work/hsd/<dataset>/`` (git-ignored), so an interrupted benchmark resumes where it stopped. When all
-jobs are done, ONNX Runtime latency is measured under ``--latency-launcher`` (``tools/cpu-whole``: nothing heavy
-beside it). The report ``benchmarks/results/hsd_<dataset>.json`` / ``.md`` is rewritten after every finished job.
+under ``benchmarks/work/hsd/<name>/`` (git-ignored; name = the dataset, plus ``-lite`` for ``--variant lite``), so an
+interrupted benchmark resumes where it stopped. When all jobs are done, ONNX Runtime latency is measured under
+``--latency-launcher`` (``tools/cpu-whole``: nothing heavy beside it). The report ``benchmarks/results/hsd_<name>.json``
+/ ``.md`` is rewritten after every finished job.
 """
 
 from __future__ import annotations
