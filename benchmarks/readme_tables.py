@@ -3,8 +3,8 @@
     python benchmarks/readme_tables.py            # print the section
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
-Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,mcff_deepcrack,mcff_crackforest,dkan_neu-det,
-deploy,deploy_hsd}.json``; a missing file is reported as not run (``hsd_deeppcb``, ``hsd_neu-det-lite`` and
+Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,hsd_deeppcb-lite,mcff_deepcrack,mcff_crackforest,
+dkan_neu-det,deploy,deploy_hsd}.json``; a missing file is reported as not run (the HSD DeepPCB and lite files and
 ``deploy_hsd`` are left out when missing).
 """
 
@@ -45,9 +45,12 @@ def hsd_section(doc: dict[str, Any] | None, dataset: str = "neu-det") -> list[st
 
     rows = doc["rows"]
     devices = sorted({r.get("train_device", "?") for r in rows})
-    title = {"neu-det": "NEU-DET", "deeppcb": "the DeepPCB subset", "neu-det-lite": "NEU-DET, lite student"}.get(
-        dataset, dataset
-    )
+    title = {
+        "neu-det": "NEU-DET",
+        "deeppcb": "the DeepPCB subset",
+        "neu-det-lite": "NEU-DET, lite student",
+        "deeppcb-lite": "the DeepPCB subset, lite student",
+    }.get(dataset, dataset)
     out = [
         f"**HSD on {title}** (`{doc['command']}`; {doc['epochs']} epochs, {doc['imgsz']} px, trained on "
         f"{'; '.join(devices)}; ONNX Runtime latency on {doc['environment'].get('cpu')}, batch 1, median, with NMS). "
@@ -160,6 +163,7 @@ def render() -> str:
         hsd_section(_load("hsd_neu-det")),
         *([hsd_section(doc, "deeppcb")] if (doc := _load("hsd_deeppcb")) else []),
         *([hsd_section(doc, "neu-det-lite")] if (doc := _load("hsd_neu-det-lite")) else []),
+        *([hsd_section(doc, "deeppcb-lite")] if (doc := _load("hsd_deeppcb-lite")) else []),
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),
