@@ -128,6 +128,12 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"| {d['shots']} | {d['split']} | {d['d_ap_all']:+.4f} | {d['d_ap_novel']:+.4f} | {d['d_ap_base']:+.4f} |"
         for d in doc["dkan_minus_tfa"]
     )
+    restored = sorted(r["job"] for r in [*doc["rows"], *doc["base"]] if r.get("restored_from"))
+    restored_line = (
+        [f"Rows carried over from an earlier run of the same config ({len(restored)}): {', '.join(restored)}  "]
+        if restored
+        else []
+    )
     parts = [
         "# DKAN vs TFA on NEU-DET (incremental few-shot, CPU-feasible protocol)",
         "",
@@ -142,7 +148,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"Checkpoint selection: {doc['checkpoint_selection']}; seeds {doc['seeds']}; "
         f"jobs finished {doc['finished_jobs']} of {doc['total_jobs']}  ",
         f"Wall time (sum over finished jobs): {doc['job_wall_s_total'] / 3600:.2f} h; "
-        f"benchmark wall: {doc['bench_wall_s'] / 3600:.2f} h; peak RSS per job: {doc['peak_rss_mb']:.0f} MB",
+        f"benchmark wall: {doc['bench_wall_s'] / 3600:.2f} h; peak RSS per job: {doc['peak_rss_mb']:.0f} MB  ",
+        *restored_line,
         "",
         "## AP_All (VOC07 AP50, all 6 classes): ours mean ± std over seeds, and the paper's Table I",
         "",
