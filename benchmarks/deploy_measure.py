@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from kdinspect.deploy.postprocess import DetectionResult, host_nms, to_input_tensor
+from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult, host_nms, to_input_tensor
 from kdinspect.deploy.stream import encode_jpeg, render
 
 
@@ -170,8 +170,49 @@ class YoloOnnx:
         return DetectionResult(boxes, scores, labels, self.classes, (h, w))
 
 
-def export_yolo11n(nc: int, imgsz: int, out_dir: Path) -> Path:
-    """YOLO11n from ``yolo11n.yaml`` (random init: latency only) with ``nc`` classes, exported by Ultralytics."""
+class YoloSegOnnx:
+    """YOLO11n-seg's raw ONNX outputs (``(1, 4 + nc + 32, A)`` and prototypes ``(1, 32, H/4, W/4)``) run with the
+    same host steps as our segmenter: plain resize, ONNX Runtime, then NMS (OpenCV), instance masks (coefficients x
+    prototypes, sigmoid, cropped to their boxes) merged into one defect-probability map resized to the image, so
+    that the same overlay and JPEG follow."""
+
+    def __init__(
+        self, path: Path, size: tuple[int, int], nc: int, threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
+    ) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.size, self.nc, self.score_thr, self.iou_thr = size, nc, score_thr, iou_thr
+        self.instances: list[int] = []  # instances kept per frame (random-init weights: the count is reported)
+
+    def predict(self, rgb: np.ndarray) -> SegmentationResult:
+        h, w = self.size
+        pred, proto = self.sess.run(None, {self.sess.get_inputs()[0].name: to_input_tensor([rgb], self.size)})
+        pred, proto = pred[0].T, proto[0]  # (A, 4 + nc + 32), (32, h/4, w/4)
+        scores = pred[:, 4 : 4 + self.nc].max(1)
+        cand, cand_scores = pred[scores >= self.score_thr], scores[scores >= self.score_thr]
+        rects = np.concatenate([cand[:, :2] - cand[:, 2:4] / 2, cand[:, 2:4]], 1)  # (x, y, w, h) for OpenCV
+        keep = np.asarray(cv2.dnn.NMSBoxes(rects.tolist(), cand_scores.tolist(), 0.0, self.iou_thr), np.int64)
+        cand, rects = cand[keep.reshape(-1)[:300]], rects[keep.reshape(-1)[:300]]
+        self.instances.append(len(cand))
+        ph, pw = proto.shape[1:]
+        prob = np.zeros((ph, pw), np.float32)
+        if len(cand):
+            masks = 1 / (1 + np.exp(-(cand[:, 4 + self.nc :] @ proto.reshape(len(proto), -1))))
+            for m, (x, y, bw, bh) in zip(masks.reshape(-1, ph, pw), rects * np.array([pw / w, ph / h] * 2)):
+                ys = slice(max(int(y), 0), max(int(np.ceil(y + bh)), 0))
+                xs = slice(max(int(x), 0), max(int(np.ceil(x + bw)), 0))
+                np.maximum(prob[ys, xs], m[ys, xs], out=prob[ys, xs])
+        ih, iw = rgb.shape[:2]
+        return SegmentationResult(cv2.resize(prob, (iw, ih), interpolation=cv2.INTER_LINEAR))
+
+
+def export_yolo11n(nc: int, imgsz: int | tuple[int, int], out_dir: Path, variant: str = "") -> Path:
+    """YOLO11n (``variant=""``) or YOLO11n-seg (``"-seg"``) from its Ultralytics YAML (random init: latency only)
+    with ``nc`` classes, exported by Ultralytics at ``imgsz`` (N or (H, W))."""
     import os
 
     os.environ.update(
@@ -186,25 +227,29 @@ def export_yolo11n(nc: int, imgsz: int, out_dir: Path) -> Path:
     from ultralytics import YOLO
     from ultralytics.nn.tasks import yaml_model_load
 
-    cfg = yaml_model_load("yolo11n.yaml") | {"nc": nc}  # scale "n" comes from the file name
+    name = f"yolo11n{variant}"
+    cfg = yaml_model_load(f"{name}.yaml") | {"nc": nc}  # scale "n" comes from the file name
     cfg_dir = out_dir / f"nc{nc}"
     cfg_dir.mkdir(parents=True, exist_ok=True)
-    (cfg_dir / "yolo11n.yaml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k != "yaml_file"}))
-    yolo = YOLO(str(cfg_dir / "yolo11n.yaml"))
-    path = Path(yolo.export(format="onnx", imgsz=imgsz, simplify=False, dynamic=False, device="cpu"))
-    dst = out_dir / f"yolo11n_nc{nc}_{imgsz}.onnx"
+    (cfg_dir / f"{name}.yaml").write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k != "yaml_file"}))
+    yolo = YOLO(str(cfg_dir / f"{name}.yaml"))
+    size = list(imgsz) if isinstance(imgsz, tuple) else imgsz
+    path = Path(yolo.export(format="onnx", imgsz=size, simplify=False, dynamic=False, device="cpu"))
+    tag = "x".join(map(str, imgsz)) if isinstance(imgsz, tuple) else str(imgsz)
+    dst = out_dir / f"{name}_nc{nc}_{tag}.onnx"
     path.replace(dst)
     return dst
 
 
-def ultralytics_e2e(onnx_path: Path, video: Path, imgsz: int) -> dict[str, Any]:
+def ultralytics_e2e(onnx_path: Path, video: Path, imgsz: int | tuple[int, int], task: str = "detect") -> dict[str, Any]:
     """Ultralytics' own pipeline on the same video: ``YOLO(onnx).predict(frame)`` + ``result.plot()``."""
     from ultralytics import YOLO
 
-    yolo = YOLO(str(onnx_path), task="detect")
+    yolo = YOLO(str(onnx_path), task=task)
+    size = list(imgsz) if isinstance(imgsz, tuple) else imgsz
 
     def run(rgb: np.ndarray) -> Any:
-        return yolo.predict(rgb[..., ::-1], imgsz=imgsz, verbose=False, device="cpu")[0].plot()
+        return yolo.predict(rgb[..., ::-1], imgsz=size, verbose=False, device="cpu")[0].plot()
 
     return e2e_per_frame(video, run)
 

@@ -1,0 +1,173 @@
+"""Segmenter end to end against YOLO11n-seg (one command): both at the same input size, on the same video, in one run.
+
+    python benchmarks/deploy_seg_peer.py --mcff benchmarks/work/deploy_models/mcff_student/last.safetensors
+
+Ours: the checkpoint exported and checked by ``export_checkpoint`` (PyTorch vs runtime on real images, F1 before and
+after), run by kdinspect's runtime (ONNX Runtime FP32, and OpenVINO bf16 when installed) with the stream's steps per
+frame: decode, resize, inference, overlay, JPEG. The peer: YOLO11n-seg from ``yolo11n-seg.yaml`` (random init:
+latency only, one class) exported by Ultralytics at the same input size, run (a) with the same host steps (ONNX
+Runtime, NMS, instance masks merged into one defect map, the same overlay and JPEG) at each thread count and (b)
+through Ultralytics' own ``predict`` + ``plot``. Writes ``benchmarks/results/<name>.json`` and ``.md``. Timings need
+the whole machine: run it under ``tools/cpu-whole``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import deploy_measure as dm  # noqa: E402
+import numpy as np  # noqa: E402
+from deploy import _has_openvino, _input_size  # noqa: E402
+
+from kdinspect.deploy.runtime import OrtModel  # noqa: E402
+from kdinspect.engine.checkpoint import load_model  # noqa: E402
+from kdinspect.export.api import export_checkpoint  # noqa: E402
+from kdinspect.export.check import load_val_subset  # noqa: E402
+from kdinspect.export.onnx import inference_module  # noqa: E402
+from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
+from kdinspect.utils.io import write_json  # noqa: E402
+
+logger = logging.getLogger("bench.deploy_seg_peer")
+
+
+def _ours(ckpt: Path, wd: Path, args: argparse.Namespace) -> tuple[dict[str, Any], Path, tuple[int, int]]:
+    loaded = load_model(ckpt)
+    if loaded.kind != "segmentation":
+        raise ValueError(f"{ckpt} is a {loaded.kind} checkpoint; this benchmark compares segmenters")
+    samples = load_val_subset(loaded, args.video_frames)
+    size = _input_size(loaded, samples)
+    check = export_checkpoint(
+        ckpt, wd / "model.onnx", imgsz=size, metric_images=args.metric_images, openvino=_has_openvino(), threads=1
+    )
+    video = dm.make_video([Path(s.meta.path) for s in samples], wd / "video.mp4")
+    runtimes = {"onnx_fp32": (wd / "model.onnx", "f32")}
+    if _has_openvino():
+        runtimes["openvino_bf16"] = (wd / "model_openvino" / "model.xml", "bf16")
+    e2e = {
+        f"{k}_{t}t": dm.e2e_per_frame(video, dm.draw_and_encode(OrtModel(path, threads=t, ov_precision=prec)))
+        for k, (path, prec) in runtimes.items()
+        for t in args.threads
+    }
+    out = {
+        "checkpoint": str(ckpt),
+        "model": loaded.cfg.model.name,
+        "params": sum(p.numel() for p in loaded.model.parameters()),
+        "gflops": round(dm.model_gflops(inference_module(loaded.model, loaded.kind, True), size), 3),
+        "export_check": check,
+        "e2e_per_frame": e2e,
+    }
+    return out, video, size
+
+
+def _peer(size: tuple[int, int], video: Path, wd: Path, args: argparse.Namespace) -> dict[str, Any]:
+    path = dm.export_yolo11n(1, size, wd / "yolo11n_seg", variant="-seg")
+    x1 = np.random.default_rng(0).random((1, 3, *size), np.float32)
+    out: dict[str, Any] = {"onnx": str(path), "init": "random (yolo11n-seg.yaml), 1 class", "nc": 1}
+    out["size_mb"] = round(path.stat().st_size / 1e6, 3)
+    try:
+        from ultralytics import YOLO
+
+        out["gflops"] = round(
+            dm.model_gflops(YOLO(str(path.parent / "nc1" / "yolo11n-seg.yaml")).model.eval(), size), 3
+        )
+    except Exception as err:  # the FLOP count is context, not the measurement
+        logger.warning("YOLO11n-seg FLOP count failed: %r", err)
+    for t in args.threads:
+        out[f"ort_{t}t"] = dm.latency("onnx", path, t, x1, None, args.runs)
+        yolo = dm.YoloSegOnnx(path, size, 1, t)
+        out[f"e2e_same_pipeline_{t}t"] = dm.e2e_per_frame(
+            video, lambda rgb, y=yolo: dm.encode_jpeg(dm.render(rgb, y.predict(rgb), ["defect"]))
+        )
+        out[f"instances_per_frame_{t}t"] = round(float(np.mean(yolo.instances)), 2) if yolo.instances else 0.0
+    out["e2e_ultralytics_predict_plot"] = dm.ultralytics_e2e(path, video, size, task="segment")
+    return out
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    ours, peer = doc["ours"], doc["yolo11n_seg"]
+    h, w = doc["input_size"]
+    rows = []
+    for t in doc["threads"]:
+        p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
+        for k in (k for k in ours["e2e_per_frame"] if k.endswith(f"_{t}t")):
+            o = ours["e2e_per_frame"][k]["median_ms"]
+            rows.append(f"| {t} | ours {k[: -len(f'_{t}t')]} | {o:.2f} | {p:.2f} | {p / o:.3f} |")
+    mc = ours["export_check"].get("metric_check", {})
+    return "\n".join(
+        [
+            f"# Segmenter end to end vs YOLO11n-seg ({h}x{w} input, this CPU)",
+            "",
+            f"Command: `{doc['command']}`  ",
+            f"Commit: `{doc['git_commit']}`  ",
+            f"CPU: {doc['environment'].get('cpu', '?')}; threads measured: {doc['threads']}  ",
+            f"Wall time {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB. Deterministic inputs; no sampling.",
+            "",
+            f"Ours: `{ours['model']}` ({ours['params']:,} params, {ours['gflops']} GFLOPs), checkpoint "
+            f"`{ours['checkpoint']}`; export check F1 {mc.get('pytorch', '?')} (PyTorch) vs {mc.get('onnx', '?')} "
+            f"(ONNX) on {mc.get('images', '?')} images. YOLO11n-seg: {peer['init']}, "
+            f"{peer.get('gflops', '?')} GFLOPs at this size, {peer['size_mb']} MB.",
+            "",
+            "Per frame, median ms: decode, resize, inference, (peer: NMS and instance masks), overlay, JPEG.",
+            "",
+            "| threads | ours | ours ms | YOLO11n-seg same pipeline ms | YOLO11n-seg / ours |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"YOLO11n-seg through Ultralytics' own `predict` + `plot` (its default threads): "
+            f"{peer['e2e_ultralytics_predict_plot']['median_ms']:.2f} ms. Raw ONNX Runtime latency of YOLO11n-seg: "
+            + ", ".join(f"{peer[f'ort_{t}t']['batch1']['median_ms']:.2f} ms at {t} thread(s)" for t in doc["threads"])
+            + ". Instances kept per frame by the random-init peer: "
+            + ", ".join(str(peer[f"instances_per_frame_{t}t"]) for t in doc["threads"])
+            + " (its mask assembly cost grows with them; trained weights find a few per frame).",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mcff", default="benchmarks/work/deploy_models/mcff_student/last.safetensors")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=int, default=30, help="timed runs of the peer's raw latency")
+    p.add_argument("--metric-images", type=int, default=16, help="validation images for the export's F1 check")
+    p.add_argument("--video-frames", type=int, default=40)
+    p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "deploy_seg_peer"))
+    p.add_argument("--name", default="deploy_seg_peer", help="results file stem under benchmarks/results/")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    t0 = time.time()
+    wd = Path(args.work)
+    wd.mkdir(parents=True, exist_ok=True)
+    ours, video, size = _ours(Path(args.mcff), wd, args)
+    peer = _peer(size, video, wd, args)
+    doc = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(REPO),
+        "environment": environment_info(),
+        "threads": args.threads,
+        "input_size": list(size),
+        "video": {"path": str(video), "frames": args.video_frames},
+        "ours": ours,
+        "yolo11n_seg": peer,
+        "wall_s": round(time.time() - t0, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
+    write_json(out, doc)
+    out.with_suffix(".md").write_text(_markdown(doc))
+    logger.info("wrote %s and %s", out, out.with_suffix(".md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

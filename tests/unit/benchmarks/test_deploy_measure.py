@@ -1,0 +1,50 @@
+"""benchmarks/deploy_measure.py: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+
+import deploy_measure as dm
+
+
+class _FakeSession:
+    def __init__(self, outputs: list[np.ndarray]) -> None:
+        self.outputs = outputs
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name="images")]
+
+    def run(self, _names: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        assert feeds["images"].shape == (1, 3, 32, 64)
+        return self.outputs
+
+
+def test_yolo_seg_host_steps_merge_kept_instances_into_one_map() -> None:
+    pred = np.zeros((1, 4 + 1 + 32, 6), np.float32)  # (1, 4 + nc + 32 coefficients, anchors), input 32x64
+    pred[0, :5, 0] = [16, 8, 16, 8, 0.9]  # a box (cx, cy, w, h) with score 0.9 ...
+    pred[0, :5, 1] = [16, 8, 16, 8, 0.8]  # ... its duplicate: suppressed by NMS
+    pred[0, :5, 2] = [48, 24, 8, 8, 0.1]  # below the score threshold
+    pred[0, 5, :2] = 10.0  # coefficient of prototype 0 -> sigmoid(10) inside the box
+    proto = np.zeros((1, 32, 8, 16), np.float32)
+    proto[0, 0] = 1.0
+    yolo = object.__new__(dm.YoloSegOnnx)
+    yolo.sess, yolo.size, yolo.nc, yolo.score_thr, yolo.iou_thr, yolo.instances = (
+        _FakeSession([pred, proto]),
+        (32, 64),
+        1,
+        0.25,
+        0.5,
+        [],
+    )
+    res = yolo.predict(np.zeros((64, 128, 3), np.uint8))  # the image is twice the input size
+    assert yolo.instances == [1]
+    assert res.prob.shape == (64, 128)
+    assert res.prob[16, 32] > 0.99  # box centre (16, 8) in input pixels -> (32, 16) in the image
+    assert res.prob[48, 96] == 0.0 and res.prob[2, 2] == 0.0  # the low-score box and the background stay empty
+    assert res.mask.sum() > 0 and not res.mask[:, 64:].any()
