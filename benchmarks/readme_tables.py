@@ -4,8 +4,8 @@
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
 Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,hsd_deeppcb-lite,mcff_deepcrack,mcff_crackforest,
-dkan_neu-det,deploy,deploy_hsd}.json``; a missing file is reported as not run (the HSD DeepPCB and lite files and
-``deploy_hsd`` are left out when missing).
+dkan_neu-det,deploy,deploy_hsd,deploy_seg_peer}.json``; a missing file is reported as not run (the HSD DeepPCB and
+lite files, ``deploy_hsd`` and ``deploy_seg_peer`` are left out when missing).
 """
 
 from __future__ import annotations
@@ -157,6 +157,32 @@ def deploy_section(
     return out
 
 
+def seg_peer_section(doc: dict[str, Any]) -> list[str]:
+    """One line per thread count: our segmenter's runtimes end to end beside YOLO11n-seg at the same input size."""
+    ours, peer = doc["ours"], doc["yolo11n_seg"]
+    h, w = doc["input_size"]
+    lines = []
+    for t in doc["threads"]:
+        runs = {k[: -len(f"_{t}t")]: v["median_ms"] for k, v in ours["e2e_per_frame"].items() if k.endswith(f"_{t}t")}
+        p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
+        best = min(runs, key=runs.get)
+        lines.append(
+            f"- {t} thread(s): ours {runs[best]:.1f} ms ({best}), YOLO11n-seg {p:.1f} ms "
+            f"(ours / YOLO11n-seg = {runs[best] / p:.1f}x)"
+        )
+    return [
+        f"**MCFF-L end to end vs YOLO11n-seg, {h}x{w}, in one run** (`{doc['command']}`; {ours['gflops']} vs "
+        f"{peer.get('gflops', '?')} GFLOPs; decode, pre-processing, inference, masks, overlay and JPEG per frame, "
+        "median; YOLO11n-seg random-init, same host steps):",
+        "",
+        *lines,
+        "",
+        "Ultralytics' own `predict` + `plot` of the same YOLO11n-seg: "
+        f"{peer['e2e_ultralytics_predict_plot']['median_ms']:.1f} ms. Details: "
+        "[benchmarks/results/deploy_seg_peer.md](benchmarks/results/deploy_seg_peer.md).",
+    ]
+
+
 def render() -> str:
     parts: list[str] = [BEGIN, ""]
     for lines in (
@@ -173,6 +199,7 @@ def render() -> str:
             if (doc := _load("deploy_hsd"))
             else []
         ),
+        *([seg_peer_section(doc)] if (doc := _load("deploy_seg_peer")) else []),
     ):
         parts += [*lines, ""]
     parts.append(END)
