@@ -145,6 +145,16 @@ def e2e_per_frame(video: Path, predict_draw: Callable[[np.ndarray], Any], warmup
     return s | {"fps": round(1000 / s["median_ms"], 1)}
 
 
+def _cpu_session(path: Path, threads: int) -> Any:
+    """ONNX Runtime CPU session with ``threads`` intra-op threads (the peers' runtime)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class YoloOnnx:
     """YOLO11n's raw ONNX head ``(1, 4 + nc, A)`` run with the same host steps as ours: plain resize, ONNX Runtime,
     class-wise NMS (OpenCV), boxes mapped back to the image."""
@@ -152,12 +162,7 @@ class YoloOnnx:
     def __init__(
         self, path: Path, imgsz: int, classes: list[str], threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.sess = _cpu_session(path, threads)
         self.imgsz, self.classes, self.score_thr, self.iou_thr = imgsz, classes, score_thr, iou_thr
 
     def predict(self, rgb: np.ndarray) -> DetectionResult:
@@ -179,12 +184,7 @@ class YoloSegOnnx:
     def __init__(
         self, path: Path, size: tuple[int, int], nc: int, threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.sess = _cpu_session(path, threads)
         self.size, self.nc, self.score_thr, self.iou_thr = size, nc, score_thr, iou_thr
         self.instances: list[int] = []  # instances kept per frame (random-init weights: the count is reported)
 
