@@ -118,8 +118,37 @@ def _dkan_vs_tfa(aggregates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _job_environments(pf: ProtocolFile, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct machines the finished jobs ran on (from each run folder's ``env.json``), with job counts.
+
+    A report re-aggregated elsewhere (``--report-only`` on another machine) still names where the numbers came from."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        path = job_dir(pf, Job.parse(r["job"])) / "env.json" if "job" in r else None
+        if path is None or r.get("restored_from") or not path.is_file():
+            continue
+        env = json.loads(path.read_text())
+        pk = env.get("packages", {})
+        entry = {
+            "cpu": env.get("cpu", "?"),
+            "cpu_count": env.get("cpu_count"),
+            "devices": env.get("devices", ["cpu"]),
+            "torch": pk.get("torch", "?"),
+            "torchvision": pk.get("torchvision", "?"),
+            "python": env.get("python", "?"),
+        }
+        key = tuple(json.dumps(v) for v in entry.values())
+        groups.setdefault(key, entry | {"jobs": 0})["jobs"] += 1
+    return sorted(groups.values(), key=lambda e: -e["jobs"])
+
+
 def _markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
+    ran_on = [
+        f"Jobs ran on: {e['cpu']} x{e['cpu_count']} ({', '.join(e['devices'])}), torch {e['torch']}, "
+        f"torchvision {e['torchvision']}, python {e['python']}: {e['jobs']} jobs  "
+        for e in doc.get("job_environments", [])
+    ]
     base_rows = "\n".join(
         f"| {r['split']} | {r['ap_base']:.4f} | {r['coco_map']:.4f} | {r['train_s']:.0f} |"
         for r in sorted(doc["base"], key=lambda r: r["split"])
@@ -139,11 +168,12 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{doc['command']}`  ",
         f"Git commit: `{doc['git_commit']}`  ",
-        f"Hardware: {env.get('cpu', '?')} ({', '.join(env.get('devices', ['cpu']))}), "
+        f"Hardware (where this report ran): {env.get('cpu', '?')} ({', '.join(env.get('devices', ['cpu']))}), "
         f"{doc['threads_per_job']} torch thread per job, {doc['workers']} jobs in "
         f"parallel  ",
         f"Versions: torch {env.get('packages', {}).get('torch', '?')}, "
         f"torchvision {env.get('packages', {}).get('torchvision', '?')}, python {env.get('python', '?')}  ",
+        *ran_on,
         f"Setup: {doc['setup']}  ",
         f"Checkpoint selection: {doc['checkpoint_selection']}; seeds {doc['seeds']}; "
         f"jobs finished {doc['finished_jobs']} of {doc['total_jobs']}  ",
@@ -187,6 +217,7 @@ def write_report(pf: ProtocolFile, args: argparse.Namespace) -> dict[str, Any]:
         "command": args.command_line,
         "git_commit": git_commit(REPO),
         "environment": environment_info(),
+        "job_environments": _job_environments(pf, rows),
         "workers": args.workers,
         "threads_per_job": pf.base.train.threads,
         "seeds": pf.protocol.seeds,

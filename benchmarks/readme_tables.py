@@ -4,8 +4,8 @@
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
 Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,hsd_deeppcb-lite,mcff_deepcrack,mcff_crackforest,
-dkan_neu-det,deploy,deploy_hsd,deploy_seg_peer}.json``; a missing file is reported as not run (the HSD DeepPCB and
-lite files, ``deploy_hsd`` and ``deploy_seg_peer`` are left out when missing).
+dkan_neu-det,dkan_neu-det_gpu,deploy,deploy_hsd,deploy_seg_peer}.json``; a missing file is reported as not run (the HSD
+DeepPCB and lite files, ``dkan_neu-det_gpu``, ``deploy_hsd`` and ``deploy_seg_peer`` are left out when missing).
 """
 
 from __future__ import annotations
@@ -97,13 +97,15 @@ def mcff_section(name: str, doc: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def dkan_section(doc: dict[str, Any] | None) -> list[str]:
+def dkan_section(
+    doc: dict[str, Any] | None, stem: str = "dkan_neu-det", title: str = "DKAN vs TFA on NEU-DET"
+) -> list[str]:
     if doc is None:
-        return ["DKAN: `benchmarks/results/dkan_neu-det.json` not produced yet."]
+        return [f"DKAN: `benchmarks/results/{stem}.json` not produced yet."]
     from kdinspect.fewshot import markdown_table
 
     return [
-        f"**DKAN vs TFA on NEU-DET** ({doc['setup']}; checkpoint: {doc['checkpoint_selection']}; "
+        f"**{title}** ({doc['setup']}; checkpoint: {doc['checkpoint_selection']}; "
         f"{doc['finished_jobs']} of {doc['total_jobs']} jobs finished). AP_All, VOC07 AP50, ours mean ± std over seeds "
         "beside the paper's Table I:",
         "",
@@ -113,8 +115,7 @@ def dkan_section(doc: dict[str, Any] | None) -> list[str]:
         "",
         markdown_table(doc["aggregates"], "ap_novel"),
         "",
-        "Full tables (AP_B, base models, DKAN - TFA): "
-        "[benchmarks/results/dkan_neu-det.md](benchmarks/results/dkan_neu-det.md).",
+        f"Full tables (AP_B, base models, DKAN - TFA): [benchmarks/results/{stem}.md](benchmarks/results/{stem}.md).",
     ]
 
 
@@ -193,6 +194,11 @@ def render() -> str:
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         dkan_section(_load("dkan_neu-det")),
+        *(
+            [dkan_section(doc, "dkan_neu-det_gpu", "DKAN vs TFA on NEU-DET, the same config run on a GPU")]
+            if (doc := _load("dkan_neu-det_gpu"))
+            else []
+        ),
         deploy_section(_load("deploy")),
         *(
             [deploy_section(doc, "deploy_hsd", "Deployment of the HSD students, paper vs lite, on this CPU")]

@@ -60,16 +60,19 @@ def summarize(rows: Sequence[dict[str, Any]], select: str = "last") -> dict[str,
     }
 
 
-def _cell(agg: dict[str, Any] | None, metric: str) -> str:
+def _cell(agg: dict[str, Any] | None, metric: str, row_n: int = 0) -> str:
+    """``mean ± std`` (or the single value), with ``(n=..)`` when this cell has fewer seeds than its row says."""
     if agg is None:
         return "-"
     mean, std = agg[f"{metric}_mean"], agg[f"{metric}_std"]
-    return f"{mean:.4f} ± {std:.4f}" if agg["n"] > 1 else f"{mean:.4f}"
+    text = f"{mean:.4f} ± {std:.4f}" if agg["n"] > 1 else f"{mean:.4f}"
+    return f"{text} (n={agg['n']})" if agg["n"] < row_n else text
 
 
 def markdown_table(aggregates: Sequence[dict[str, Any]], metric: str = "ap_all") -> str:
-    """A table with one row per (shots, method) and one column per split: ours as mean ± std over seeds, followed by
-    the paper's DKAN and TFA rows for the same metric (``ap_base``, ``ap_novel`` or ``ap_all``)."""
+    """A table with one row per (shots, method) and one column per split: ours as mean ± std over seeds (a cell with
+    fewer seeds than its row's label names its own count), followed by the paper's DKAN and TFA rows for the same
+    metric (``ap_base``, ``ap_novel`` or ``ap_all``)."""
     by_key = {(a["method"], a["split"], a["shots"]): a for a in aggregates}
     splits = sorted({a["split"] for a in aggregates})
     methods = sorted({a["method"] for a in aggregates})
@@ -78,9 +81,9 @@ def markdown_table(aggregates: Sequence[dict[str, Any]], metric: str = "ap_all")
     lines = [head, "|" + "---|" * (2 + len(splits))]
     for k in shots:
         for m in methods:
-            cells = [_cell(by_key.get((m, s, k)), metric) for s in splits]
             n = max((by_key[(m, s, k)]["n"] for s in splits if (m, s, k) in by_key), default=0)
-            lines.append(f"| {k} | {m} (ours, {n} seeds) | " + " | ".join(cells) + " |")
+            cells = [_cell(by_key.get((m, s, k)), metric, n) for s in splits]
+            lines.append(f"| {k} | {m} (ours, {n} seed{'s' if n != 1 else ''}) | " + " | ".join(cells) + " |")
         for paper_method in ("DKAN", "TFA"):
             vals = [paper_row(paper_method, k, s) for s in splits]
             cells = [f"{v[metric]:.4f}" if v else "-" for v in vals]

@@ -75,6 +75,10 @@ def test_aggregate_mean_std_and_table():
     assert agg["ap_all_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     table = markdown_table([agg], "ap_all")
     assert "0.5000 ± 0.1414" in table and "0.5394" in table  # ours and the paper's DKAN 5-shot split 1
+    assert "(ours, 2 seeds)" in table and "n=" not in table
+    (short,) = aggregate([{**rows[0], "split": 2}])  # split 2 has one seed only: its cell says so
+    row = next(line for line in markdown_table([agg, short], "ap_all").splitlines() if "(ours" in line)
+    assert row == "| 5 | dkan (ours, 2 seeds) | 0.5000 ± 0.1414 | 0.4000 (n=1) |"
     assert paper_row("DKAN", 30, 3) == {"ap_base": 0.8344, "ap_novel": 0.3231, "ap_all": 0.5788}
     assert paper_row("DKAN", 1, 1) is None
 

@@ -1,0 +1,57 @@
+"""benchmarks/dkan.py: the report names the machines the jobs ran on, also when re-aggregated elsewhere."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from dkan import _job_environments, _markdown  # noqa: E402
+
+from kdinspect.fewshot import Job, load_protocol, summarize  # noqa: E402
+from kdinspect.fewshot.protocol import job_dir  # noqa: E402
+
+
+def _env(cpu: str, device: str) -> dict:
+    return {"cpu": cpu, "cpu_count": 16, "devices": [device], "python": "3.12.3", "packages": {"torch": "2.11.0"}}
+
+
+def test_job_environments_grouped_and_rendered(tmp_path: Path) -> None:
+    pf = load_protocol(REPO / "configs" / "dkan" / "neu_cpu.yaml", [f"protocol.out_dir={tmp_path}"])
+    jobs = [Job("base", 1), Job("dkan", 1, 5, 1), Job("tfa", 1, 5, 1)]
+    envs = [_env("Xeon", "NVIDIA H100"), _env("Xeon", "NVIDIA H100"), _env("EPYC", "cpu")]
+    rows = []
+    for job, env in zip(jobs, envs, strict=True):
+        d = job_dir(pf, job)
+        d.mkdir(parents=True)
+        (d / "env.json").write_text(json.dumps(env))
+        rows.append({"job": job.id, "method": job.method, "split": 1, "shots": job.shots, "seed": job.seed})
+    rows.append({"job": "dkan-s2-k5-seed1", "method": "dkan", "split": 2, "restored_from": "e9ef109"})  # no folder
+    got = _job_environments(pf, rows)
+    assert [(e["cpu"], e["devices"], e["jobs"]) for e in got] == [("Xeon", ["NVIDIA H100"], 2), ("EPYC", ["cpu"], 1)]
+    assert got[0]["torch"] == "2.11.0" and got[0]["torchvision"] == "?"
+
+    fine = [r | {"ap_base": 0.6, "ap_novel": 0.3, "ap_all": 0.45} for r in rows[1:3]]
+    base = [rows[0] | {"ap_base": 0.7, "coco_map": 0.3, "train_s": 10.0}]
+    doc = summarize([*base, *fine]) | {
+        "command": "x",
+        "git_commit": "abc",
+        "environment": _env("EPYC", "cpu"),
+        "threads_per_job": 1,
+        "workers": 2,
+        "setup": "s",
+        "seeds": [1],
+        "finished_jobs": 3,
+        "total_jobs": 57,
+        "job_wall_s_total": 1.0,
+        "bench_wall_s": 1.0,
+        "peak_rss_mb": 1.0,
+        "dkan_minus_tfa": [],
+        "job_environments": got,
+    }
+    md = _markdown(doc)
+    assert "Jobs ran on: Xeon x16 (NVIDIA H100), torch 2.11.0, torchvision ?, python 3.12.3: 2 jobs" in md
+    assert "Hardware (where this report ran): EPYC (cpu)" in md
