@@ -51,27 +51,10 @@ DEFAULTS = {
 }
 
 
-def _has_openvino() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _size_mb(path: Path) -> float:
     """File size in MB (an OpenVINO IR counts its .xml and .bin)."""
     parts = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
     return round(sum(p.stat().st_size for p in parts if p.exists()) / 1e6, 3)
-
-
-def _input_size(loaded: Any, samples: list[Any]) -> tuple[int, int]:
-    d = loaded.cfg.data
-    if loaded.kind == "detection":
-        return (d.imgsz, d.imgsz)
-    if d.eval_imgsz:
-        return (d.eval_imgsz, d.eval_imgsz)
-    return tuple(samples[0].meta.orig_size)  # segmenters run at the full image size when trained that way
 
 
 def _export_all(loaded: Any, ckpt: Path, wd: Path, size: tuple[int, int], args: argparse.Namespace) -> dict:
@@ -85,7 +68,7 @@ def _export_all(loaded: Any, ckpt: Path, wd: Path, size: tuple[int, int], args: 
             imgsz=size,
             verify_images=8,
             metric_images=args.metric_images,
-            openvino=_has_openvino(),
+            openvino=dm.has_openvino(),
             threads=1,
             max_metric_drop=args.max_drop,
         )
@@ -98,7 +81,7 @@ def _export_all(loaded: Any, ckpt: Path, wd: Path, size: tuple[int, int], args: 
             loaded.model, wd / "model_dyn.onnx", size, loaded.kind, loaded.classes, loaded.cfg.model.name, dynamic=True
         )
         files["onnx_fp32"]["dyn"] = wd / "model_dyn.onnx"
-    if _has_openvino():
+    if dm.has_openvino():
         from kdinspect.export.openvino import export_openvino
 
         dyn = files["onnx_fp32"]["dyn"]
@@ -166,7 +149,7 @@ def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str,
     wd.mkdir(parents=True, exist_ok=True)
     loaded = load_model(ckpt)
     samples = load_val_subset(loaded, max(args.metric_images, args.video_frames))
-    size = _input_size(loaded, samples)
+    size = dm.input_size(loaded, samples)
     exported = _export_all(loaded, ckpt, wd, size, args)
     files = exported["files"]
     int8 = {k: v["b1"] for k, v in files.items() if "int8" in k}

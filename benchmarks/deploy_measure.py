@@ -20,6 +20,26 @@ from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult, ho
 from kdinspect.deploy.stream import encode_jpeg, render
 
 
+def has_openvino() -> bool:
+    """Whether the optional OpenVINO runtime is installed."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def input_size(loaded: Any, samples: Sequence[Any]) -> tuple[int, int]:
+    """(H, W) a checkpoint is deployed at: a detector's ``imgsz``; a segmenter's ``eval_imgsz``, else the full size of
+    its validation images (segmenters trained that way run at full resolution)."""
+    d = loaded.cfg.data
+    if loaded.kind == "detection":
+        return (d.imgsz, d.imgsz)
+    if d.eval_imgsz:
+        return (d.eval_imgsz, d.eval_imgsz)
+    return tuple(samples[0].meta.orig_size)
+
+
 def stats_ms(times_s: Sequence[float]) -> dict[str, float]:
     ms = sorted(t * 1e3 for t in times_s)
     return {
@@ -141,6 +161,8 @@ def e2e_per_frame(video: Path, predict_draw: Callable[[np.ndarray], Any], warmup
             times.append(time.perf_counter() - t0)
         i += 1
     cap.release()
+    if not times:
+        raise ValueError(f"{video}: {i} frames read, none left to time after {warmup} warm-up frames (longer video?)")
     s = stats_ms(times)
     return s | {"fps": round(1000 / s["median_ms"], 1)}
 

@@ -27,7 +27,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import deploy_measure as dm  # noqa: E402
 import numpy as np  # noqa: E402
-from deploy import _has_openvino, _input_size  # noqa: E402
 
 from kdinspect.deploy.runtime import OrtModel  # noqa: E402
 from kdinspect.engine.checkpoint import load_model  # noqa: E402
@@ -45,13 +44,13 @@ def _ours(ckpt: Path, wd: Path, args: argparse.Namespace) -> tuple[dict[str, Any
     if loaded.kind != "segmentation":
         raise ValueError(f"{ckpt} is a {loaded.kind} checkpoint; this benchmark compares segmenters")
     samples = load_val_subset(loaded, args.video_frames)
-    size = _input_size(loaded, samples)
+    size = dm.input_size(loaded, samples)
     check = export_checkpoint(
-        ckpt, wd / "model.onnx", imgsz=size, metric_images=args.metric_images, openvino=_has_openvino(), threads=1
+        ckpt, wd / "model.onnx", imgsz=size, metric_images=args.metric_images, openvino=dm.has_openvino(), threads=1
     )
     video = dm.make_video([Path(s.meta.path) for s in samples], wd / "video.mp4")
     runtimes = {"onnx_fp32": (wd / "model.onnx", "f32")}
-    if _has_openvino():
+    if dm.has_openvino():
         runtimes["openvino_bf16"] = (wd / "model_openvino" / "model.xml", "bf16")
     e2e = {
         f"{k}_{t}t": dm.e2e_per_frame(video, dm.draw_and_encode(OrtModel(path, threads=t, ov_precision=prec)))
@@ -109,7 +108,15 @@ def _markdown(doc: dict[str, Any]) -> str:
             "",
             f"Command: `{doc['command']}`  ",
             f"Commit: `{doc['git_commit']}`  ",
-            f"CPU: {doc['environment'].get('cpu', '?')}; threads measured: {doc['threads']}  ",
+            f"CPU: {doc['environment'].get('cpu', '?')}; threads measured: {doc['threads']}"
+            + (
+                "; measured FP32 peak "
+                + " / ".join(str(doc["cpu_peak"].get(f"measured_gflops_{t}t", "?")) for t in doc["threads"])
+                + " GFLOP/s"
+                if "cpu_peak" in doc
+                else ""
+            )
+            + "  ",
             f"Wall time {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB. Deterministic inputs; no sampling.",
             "",
             f"Ours: `{ours['model']}` ({ours['params']:,} params, {ours['gflops']} GFLOPs), checkpoint "
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     wd = Path(args.work)
     wd.mkdir(parents=True, exist_ok=True)
+    peak = dm.cpu_peak(args.threads)  # this run's FP32 matmul peak: compares the VM's speed across days
     ours, video, size = _ours(Path(args.mcff), wd, args)
     peer = _peer(size, video, wd, args)
     doc = {
@@ -155,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(REPO),
         "environment": environment_info(),
         "threads": args.threads,
+        "cpu_peak": peak,
         "input_size": list(size),
         "video": {"path": str(video), "frames": args.video_frames},
         "ours": ours,

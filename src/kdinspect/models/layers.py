@@ -48,6 +48,7 @@ class DepthwiseSeparableConv(nn.Module):
         self.dw_norm: nn.Module = nn.Identity()
         self.pw_norm: nn.Module = nn.Identity()
         self.act: nn.Module = nn.Identity()
+        self.per_level = bool(level_bn)
         if norm_groups:
             self.dw_norm = nn.GroupNorm(norm_groups, in_channels)
             self.pw_norm = nn.GroupNorm(norm_groups, out_channels)
@@ -59,7 +60,7 @@ class DepthwiseSeparableConv(nn.Module):
 
     def forward(self, x: Tensor, level: int = 0) -> Tensor:
         """x: (B, in_channels, H, W) -> (B, out_channels, H', W'); ``level`` picks the per-level BatchNorm."""
-        if hasattr(self, "dw_norms"):
+        if self.per_level:
             x = self.act(self.dw_norms[level](self.depthwise_conv(x)))
             return self.act(self.pw_norms[level](self.pointwise_conv(x)))
         x = self.act(self.dw_norm(self.depthwise_conv(x)))

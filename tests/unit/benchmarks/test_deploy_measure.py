@@ -1,4 +1,5 @@
-"""benchmarks/deploy_measure.py: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs."""
+"""benchmarks/deploy_measure.py: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs; the
+deployed input size of a checkpoint."""
 
 from __future__ import annotations
 
@@ -48,3 +49,25 @@ def test_yolo_seg_host_steps_merge_kept_instances_into_one_map() -> None:
     assert res.prob[16, 32] > 0.99  # box centre (16, 8) in input pixels -> (32, 16) in the image
     assert res.prob[48, 96] == 0.0 and res.prob[2, 2] == 0.0  # the low-score box and the background stay empty
     assert res.mask.sum() > 0 and not res.mask[:, 64:].any()
+
+
+def test_input_size_per_model_kind() -> None:
+    def loaded(kind: str, imgsz: int, eval_imgsz: int) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, cfg=SimpleNamespace(data=SimpleNamespace(imgsz=imgsz, eval_imgsz=eval_imgsz)))
+
+    sample = SimpleNamespace(meta=SimpleNamespace(orig_size=(384, 544)))
+    assert dm.input_size(loaded("detection", 320, 0), [sample]) == (320, 320)
+    assert dm.input_size(loaded("segmentation", 448, 512), [sample]) == (512, 512)
+    assert dm.input_size(loaded("segmentation", 448, 0), [sample]) == (384, 544)  # full-resolution segmenter
+
+
+def test_e2e_per_frame_too_short_video_is_a_clear_error(tmp_path: Path) -> None:
+    import cv2
+    import pytest
+
+    frame = tmp_path / "f.png"
+    cv2.imwrite(str(frame), np.zeros((32, 32, 3), np.uint8))
+    video = dm.make_video([frame] * 3, tmp_path / "v.mp4")
+    assert dm.e2e_per_frame(video, lambda rgb: rgb, warmup=1)["n"] == 2
+    with pytest.raises(ValueError, match="3 frames read, none left to time after 5 warm-up frames"):
+        dm.e2e_per_frame(video, lambda rgb: rgb, warmup=5)
