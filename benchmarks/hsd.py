@@ -43,7 +43,7 @@ def _tool(name: str) -> str:
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from hsd_report import write_report  # noqa: E402
+from hsd_report import SWITCH_ROWS, write_report  # noqa: E402
 
 SHARED = Path(os.environ.get("KDINSPECT_SHARED_DATA", REPO.parent / "shared" / "datasets"))
 DATASETS: dict[str, dict[str, Any]] = {
@@ -52,12 +52,6 @@ DATASETS: dict[str, dict[str, Any]] = {
 }
 VARIANTS = ("paper", "lite")
 OURS = ("teacher", "student", "student_hsd", "student_scratch", "student_ca_laterals", "student_bce")
-# --switches: the student without distillation with one switch flipped from its config (the released defaults),
-# every seed, to choose the defaults by measurement
-SWITCH_ROWS = {
-    "student_ca_laterals": ["model.params.ca_mode=apply_on_laterals"],
-    "student_bce": ["model.params.cls_loss=bce"],
-}
 YOLO_MODELS = {"yolo11n": "yolo11n.yaml", "yolo11s": "yolo11s.yaml", "yolo11n_distill": "yolo11n.yaml"}
 
 

@@ -12,6 +12,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+# --switches (benchmarks/hsd.py): the student without distillation with one switch flipped from its config (the
+# released defaults), every seed, to choose the defaults by measurement; row name -> config overrides
+SWITCH_ROWS = {
+    "student_ca_laterals": ["model.params.ca_mode=apply_on_laterals"],
+    "student_bce": ["model.params.cls_loss=bce"],
+}
 ROW_ORDER = (
     "teacher",
     "student",
@@ -96,7 +102,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 if a and b:
                     comp[f"latency_{kind}ratio_{t}t_student_hsd_over_{other}"] = a / b
     base = means.get("student", {})
-    for switch in ("student_ca_laterals", "student_bce"):  # each flipped switch against the config's default
+    for switch in SWITCH_ROWS:  # each flipped switch against the config's default
         o = means.get(switch)
         if o and o.get("mAP50") is not None and base.get("mAP50") is not None:
             comp[f"{switch}_minus_student_mAP50"] = o["mAP50"] - base["mAP50"]
