@@ -145,8 +145,8 @@ def _job_environments(pf: ProtocolFile, rows: list[dict[str, Any]]) -> list[dict
 def _markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     ran_on = [
-        f"Jobs ran on: {e['cpu']} x{e['cpu_count']} ({', '.join(e['devices'])}), torch {e['torch']}, "
-        f"torchvision {e['torchvision']}, python {e['python']}: {e['jobs']} jobs  "
+        f"Jobs ran on: {e['cpu']}{f' x{n}' if (n := e['cpu_count']) else ''} ({', '.join(e['devices'])}), "
+        f"torch {e['torch']}, torchvision {e['torchvision']}, python {e['python']}: {e['jobs']} jobs  "
         for e in doc.get("job_environments", [])
     ]
     base_rows = "\n".join(
