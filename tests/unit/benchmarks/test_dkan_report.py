@@ -55,3 +55,24 @@ def test_job_environments_grouped_and_rendered(tmp_path: Path) -> None:
     md = _markdown(doc)
     assert "Jobs ran on: Xeon x16 (NVIDIA H100), torch 2.11.0, torchvision ?, python 3.12.3: 2 jobs" in md
     assert "Hardware (where this report ran): EPYC (cpu)" in md
+
+
+def test_switch_comparison_pairs_rows_of_the_same_split_k_seed() -> None:
+    import pytest
+    from dkan_switch import _markdown as switch_markdown
+    from dkan_switch import compare
+
+    def row(split: int, seed: int, ap_all: float, **extra: object) -> dict:
+        return {"method": "dkan", "split": split, "shots": 5, "seed": seed, "ap_base": 0.7, "ap_novel": 0.2,
+                "ap_all": ap_all, "wall_s": 100.0, **extra}  # fmt: skip
+
+    default = {"rows": [row(3, 1, 0.50), row(3, 2, 0.40), row(1, 1, 0.30, restored_from="e9ef109")]}
+    switched = {"rows": [row(3, 1, 0.52), row(3, 2, 0.39), row(1, 1, 0.35), row(2, 1, 0.1)]}
+    doc = compare(default, switched)
+    assert doc["n_pairs"] == 2  # split 1 is carried over in the default run, split 2 only switched
+    assert [round(p["d_ap_all"], 4) for p in doc["pairs"]] == [0.02, -0.01]
+    assert doc["summary"]["d_ap_all_mean"] == pytest.approx(0.005) and doc["summary"]["switched_better_ap_all"] == 1
+    md = switch_markdown(doc | {"switch": "x", "command": "c", "git_commit": "g", "default": "a", "switched": "b"})
+    assert "| 3 | 5 | 1 | 0.7000 / 0.7000 | 0.2000 / 0.2000 | 0.5000 / 0.5200 | +0.0200 | 100 / 100 |" in md
+    with pytest.raises(ValueError, match="no dkan rows in common"):
+        compare(default, {"rows": [row(2, 1, 0.1)]})
