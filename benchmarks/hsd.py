@@ -51,7 +51,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "deeppcb": {"folder": "deeppcb", "epochs": 12, "imgsz": 320, "yolo": False, "seeds": (0,)},
 }
 VARIANTS = ("paper", "lite")
-OURS = ("teacher", "student", "student_hsd", "student_scratch", "student_ca_laterals", "student_bce")
+OURS = ("teacher", "student", "student_hsd", "student_scratch", *SWITCH_ROWS)
 YOLO_MODELS = {"yolo11n": "yolo11n.yaml", "yolo11s": "yolo11s.yaml", "yolo11n_distill": "yolo11n.yaml"}
 
 
