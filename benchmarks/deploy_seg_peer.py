@@ -2,13 +2,14 @@
 
     python benchmarks/deploy_seg_peer.py --mcff benchmarks/work/deploy_models/mcff_student/last.safetensors
 
-Ours: the checkpoint exported and checked by ``export_checkpoint`` (PyTorch vs runtime on real images, F1 before and
-after), run by kdinspect's runtime (ONNX Runtime FP32, and OpenVINO bf16 when installed) with the stream's steps per
-frame: decode, resize, inference, overlay, JPEG. The peer: YOLO11n-seg from ``yolo11n-seg.yaml`` (random init:
-latency only, one class) exported by Ultralytics at the same input size, run (a) with the same host steps (ONNX
-Runtime, NMS, instance masks merged into one defect map, the same overlay and JPEG) at each thread count and (b)
-through Ultralytics' own ``predict`` + ``plot``. Writes ``benchmarks/results/<name>.json`` and ``.md``. Timings need
-the whole machine: run it under ``tools/cpu-whole``.
+Ours: each ``--mcff`` checkpoint (several share the run, the video and the peer's numbers; the first sets the input size
+and the others must match it), exported and checked by ``export_checkpoint`` (PyTorch vs runtime on real images, F1
+before and after), run by kdinspect's runtime (ONNX Runtime FP32, and OpenVINO bf16 when installed) with the stream's
+steps per frame: decode, resize, inference, overlay, JPEG. The peer: YOLO11n-seg from ``yolo11n-seg.yaml`` (random init:
+latency only, one class) exported by Ultralytics at the same input size, run (a) with the same host steps (ONNX Runtime,
+NMS, instance masks merged into one defect map, the same overlay and JPEG) at each thread count and (b) through
+Ultralytics' own ``predict`` + ``plot``. Writes ``benchmarks/results/<name>.json`` and ``.md``. Timings need the whole
+machine: run it under ``tools/cpu-whole``.
 """
 
 from __future__ import annotations
@@ -39,16 +40,26 @@ from kdinspect.utils.io import write_json  # noqa: E402
 logger = logging.getLogger("bench.deploy_seg_peer")
 
 
-def _ours(ckpt: Path, wd: Path, args: argparse.Namespace) -> tuple[dict[str, Any], Path, tuple[int, int]]:
+def _ours(
+    ckpt: Path, wd: Path, args: argparse.Namespace, video_size: tuple[Path, tuple[int, int]] | None = None
+) -> tuple[dict[str, Any], Path, tuple[int, int]]:
+    """Export, check and time one checkpoint; the first one (``video_size`` None) makes the video and sets the size."""
     loaded = load_model(ckpt)
     if loaded.kind != "segmentation":
         raise ValueError(f"{ckpt} is a {loaded.kind} checkpoint; this benchmark compares segmenters")
     samples = load_val_subset(loaded, args.video_frames)
     size = dm.input_size(loaded, samples)
+    if video_size is not None and size != video_size[1]:
+        raise ValueError(f"{ckpt} evaluates at {size}, the first checkpoint at {video_size[1]}: compare one size")
+    wd = wd / loaded.cfg.train.name
+    wd.mkdir(parents=True, exist_ok=True)
     check = export_checkpoint(
         ckpt, wd / "model.onnx", imgsz=size, metric_images=args.metric_images, openvino=dm.has_openvino(), threads=1
     )
-    video = dm.make_video([Path(s.meta.path) for s in samples], wd / "video.mp4")
+    if video_size is None:
+        video = dm.make_video([Path(s.meta.path) for s in samples], wd.parent / "video.mp4")
+    else:
+        video = video_size[0]
     runtimes = {"onnx_fp32": (wd / "model.onnx", "f32")}
     if dm.has_openvino():
         runtimes["openvino_bf16"] = (wd / "model_openvino" / "model.xml", "bf16")
@@ -92,16 +103,27 @@ def _peer(size: tuple[int, int], video: Path, wd: Path, args: argparse.Namespace
     return out
 
 
+def ours_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our checkpoints' entries (a list; files written before several checkpoints per run hold one dict)."""
+    return doc["ours"] if isinstance(doc["ours"], list) else [doc["ours"]]
+
+
 def _markdown(doc: dict[str, Any]) -> str:
-    ours, peer = doc["ours"], doc["yolo11n_seg"]
+    peer = doc["yolo11n_seg"]
     h, w = doc["input_size"]
-    rows = []
-    for t in doc["threads"]:
-        p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
-        for k in (k for k in ours["e2e_per_frame"] if k.endswith(f"_{t}t")):
-            o = ours["e2e_per_frame"][k]["median_ms"]
-            rows.append(f"| {t} | ours {k[: -len(f'_{t}t')]} | {o:.2f} | {p:.2f} | {p / o:.3f} |")
-    mc = ours["export_check"].get("metric_check", {})
+    rows, described = [], []
+    for ours in ours_list(doc):
+        for t in doc["threads"]:
+            p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
+            for k in (k for k in ours["e2e_per_frame"] if k.endswith(f"_{t}t")):
+                o = ours["e2e_per_frame"][k]["median_ms"]
+                rows.append(f"| {t} | {ours['model']} {k[: -len(f'_{t}t')]} | {o:.2f} | {p:.2f} | {p / o:.3f} |")
+        mc = ours["export_check"].get("metric_check", {})
+        described.append(
+            f"Ours: `{ours['model']}` ({ours['params']:,} params, {ours['gflops']} GFLOPs), checkpoint "
+            f"`{ours['checkpoint']}`; export check F1 {mc.get('pytorch', '?')} (PyTorch) vs {mc.get('onnx', '?')} "
+            f"(ONNX) on {mc.get('images', '?')} images."
+        )
     return "\n".join(
         [
             f"# Segmenter end to end vs YOLO11n-seg ({h}x{w} input, this CPU)",
@@ -119,10 +141,8 @@ def _markdown(doc: dict[str, Any]) -> str:
             + "  ",
             f"Wall time {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB. Deterministic inputs; no sampling.",
             "",
-            f"Ours: `{ours['model']}` ({ours['params']:,} params, {ours['gflops']} GFLOPs), checkpoint "
-            f"`{ours['checkpoint']}`; export check F1 {mc.get('pytorch', '?')} (PyTorch) vs {mc.get('onnx', '?')} "
-            f"(ONNX) on {mc.get('images', '?')} images. YOLO11n-seg: {peer['init']}, "
-            f"{peer.get('gflops', '?')} GFLOPs at this size, {peer['size_mb']} MB.",
+            *[f"{d}  " for d in described],
+            f"YOLO11n-seg: {peer['init']}, {peer.get('gflops', '?')} GFLOPs at this size, {peer['size_mb']} MB.",
             "",
             "Per frame, median ms: decode, resize, inference, (peer: NMS and instance masks), overlay, JPEG.",
             "",
@@ -143,7 +163,12 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mcff", default="benchmarks/work/deploy_models/mcff_student/last.safetensors")
+    p.add_argument(
+        "--mcff",
+        nargs="+",
+        default=["benchmarks/work/deploy_models/mcff_student/last.safetensors"],
+        help="our segmenter checkpoints (one run, one video, one peer measurement)",
+    )
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--runs", type=int, default=30, help="timed runs of the peer's raw latency")
     p.add_argument("--metric-images", type=int, default=16, help="validation images for the export's F1 check")
@@ -156,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     wd = Path(args.work)
     wd.mkdir(parents=True, exist_ok=True)
     peak = dm.cpu_peak(args.threads)  # this run's FP32 matmul peak: compares the VM's speed across days
-    ours, video, size = _ours(Path(args.mcff), wd, args)
+    first, video, size = _ours(Path(args.mcff[0]), wd, args)
+    ours = [first] + [_ours(Path(c), wd, args, (video, size))[0] for c in args.mcff[1:]]
     peer = _peer(size, video, wd, args)
     doc = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -7,14 +7,16 @@
     python benchmarks/mcff.py --dataset deepcrack --pack OUT/mcff_deepcrack.tar   # then: --unpack, --measure-only
 
 Rows: the teacher, the student without distillation (released and 3x3 ground-truth dilation), the student distilled
-offline with each temperature strategy (standard, hyperthermal, non-isothermal), and a peer U-Net of similar size
-(segmentation_models_pytorch, MobileNetV3-small encoder, random init), all trained with the recipe of
+offline with each temperature strategy (standard, hyperthermal, non-isothermal), kdinspect's lite student (the
+student's paths at 1/4 resolution, not in the paper) and a peer U-Net of similar size (segmentation_models_pytorch,
+MobileNetV3-small encoder, random init), all trained with the recipe of
 ``configs/mcff/<dataset>_*.yaml`` (same crops, epochs, optimizer, seed and 1 thread per job). Step 2 (soft labels at
 T1 = 10 from the teacher) runs as two shards. Every job is a ``python -m kdinspect ...`` process behind ``--launcher``
 (``tools/cpu-slot``: one CPU slot per core); finished jobs are skipped on a re-run, so an interrupted benchmark
-resumes. Test metrics come from each run's final full-resolution evaluation (``results.json``). Then, under
-``--whole`` (``tools/cpu-whole``), ``benchmarks/mcff_measure.py`` measures parameters, GFLOPs and ONNX Runtime
-latency at 448x448 and draws overlays. Results: ``benchmarks/results/mcff_<dataset>.json`` and ``.md``.
+resumes. ``--rows`` runs (and reports) a subset under its own ``--name``. Test metrics come from each run's final
+full-resolution evaluation (``results.json``). Then, under ``--whole`` (``tools/cpu-whole``),
+``benchmarks/mcff_measure.py`` measures parameters, GFLOPs and ONNX Runtime latency at 448x448 and draws overlays.
+Results: ``benchmarks/results/mcff_<dataset>.json`` (or ``<name>.json``) and ``.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ ROWS = (
     "student_kd_standard",
     "student_kd_hyperthermal",
     "student_kd_non_isothermal",
+    "student_lite",
     "peer_unet",
 )
 OVERLAY_IMAGES = {
@@ -87,12 +90,19 @@ class Job:
     after: list[str] = field(default_factory=list)
 
 
-def _jobs(ds: str, work: Path, with_online: bool, sets: list[str], device: str) -> list[Job]:
+def _rows(args: argparse.Namespace, trained: bool = True) -> list[str]:
+    """The rows this run trains (``--rows``, else all, the online-KD student with --with-online) or, with
+    ``trained=False``, measures and reports (``--rows``, else every row that has a finished run)."""
+    if args.rows:
+        return list(args.rows)
+    return [*ROWS, "student_kd_online"] if args.with_online or not trained else list(ROWS)
+
+
+def _jobs(ds: str, work: Path, rows: list[str], sets: list[str], device: str) -> list[Job]:
     runs, soft = work / "runs", work / "softlabels" / f"{ds}_T10"
     py = [sys.executable, "-m", "kdinspect"]
     extra = [a for kv in sets for a in ("--set", kv)] + (["--device", device] if device else [])
     jobs = []
-    rows = [*ROWS, "student_kd_online"] if with_online else list(ROWS)
     for row in rows:
         name = f"{ds}_{row}"
         cmd = [*py, "train", "--config", f"configs/mcff/{name}.yaml", "--out-dir", str(runs), "--no-progress", *extra]
@@ -106,6 +116,8 @@ def _jobs(ds: str, work: Path, with_online: bool, sets: list[str], device: str) 
         if (runs / name / "last.safetensors").exists():
             cmd.append("--resume")
         jobs.append(Job(name, cmd, runs / name / "results.json", after))
+    if not any(a.startswith(f"{ds}_softlabels_") for j in jobs for a in j.after):
+        return jobs  # no selected row needs the soft labels
     teacher_ckpt = runs / f"{ds}_teacher" / "best.safetensors"
     dev = ["--device", device] if device else []
     for k in range(2):
@@ -348,7 +360,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list[str]:
     sets = _overrides(args)
     deadline = time.monotonic() + args.time_limit if args.time_limit else 0.0
-    jobs = _jobs(args.dataset, work, args.with_online, sets, args.device)
+    jobs = _jobs(args.dataset, work, _rows(args), sets, args.device)
     t0 = time.perf_counter()
     try:
         failed = run_jobs(jobs, shlex.split(args.launcher), args.workers, work / "logs", record, deadline)
@@ -376,7 +388,7 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
 def _measure(args: argparse.Namespace, work: Path) -> None:
     ds = args.dataset
     items, untrained = [], []
-    for r in [*ROWS, "student_kd_online"]:
+    for r in _rows(args, trained=False):
         run = work / "runs" / f"{ds}_{r}"
         if (run / "best.safetensors").exists():
             items.append(f"{r}={run / 'best.safetensors'}")
@@ -403,9 +415,13 @@ def _measure(args: argparse.Namespace, work: Path) -> None:
         "--overlay-images",
         *images,
         "--overlay-dir",
-        str(REPO / "benchmarks" / "results" / f"mcff_{ds}{'_smoke' if args.smoke else ''}"),
+        str(REPO / "benchmarks" / "results" / _name(args)),
     ]
     subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def _name(args: argparse.Namespace) -> str:
+    return args.name or f"mcff_{args.dataset}{'_smoke' if args.smoke else ''}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -428,6 +444,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true", help="only re-assemble the results of finished jobs")
     p.add_argument("--pack", default="", help="write the results archive (.tar, split if over 15 MiB) and exit")
     p.add_argument("--unpack", nargs="+", default=[], help="archives or folders of them to unpack into --work")
+    p.add_argument("--rows", nargs="+", choices=[*ROWS, "student_kd_online"], help="train/report only these rows")
+    p.add_argument("--name", default="", help="results file stem (default mcff_<dataset>[_smoke])")
     p.add_argument("--latency-runs", type=int, default=20)
     p.add_argument("--slow-runs", type=int, default=5, help="latency repeats for models over 100 GFLOPs")
     return p
@@ -463,7 +481,7 @@ def _report(args: argparse.Namespace, work: Path, record: dict[str, Any], wall_s
     meas_file, env_file = work / "measure.json", work / "train_env.json"
     measured = json.loads(meas_file.read_text()) if meas_file.is_file() else {}
     train_env = json.loads(env_file.read_text()) if env_file.is_file() else {}
-    rows = [r for r in (_row(ds, row, work, measured, record) for row in [*ROWS, "student_kd_online"]) if r]
+    rows = [r for r in (_row(ds, row, work, measured, record) for row in _rows(args, trained=False)) if r]
     doc = {
         "benchmark": f"mcff_{ds}",
         "dataset": ds,
@@ -483,8 +501,7 @@ def _report(args: argparse.Namespace, work: Path, record: dict[str, Any], wall_s
         "rows": rows,
         "notes": _notes(ds, rows, train_env),
     }
-    name = f"mcff_{ds}{'_smoke' if args.smoke else ''}"
-    out = REPO / "benchmarks" / "results" / f"{name}.json"
+    out = REPO / "benchmarks" / "results" / f"{_name(args)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(doc))

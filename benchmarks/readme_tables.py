@@ -159,20 +159,24 @@ def deploy_section(
 
 
 def seg_peer_section(doc: dict[str, Any]) -> list[str]:
-    """One line per thread count: our segmenter's runtimes end to end beside YOLO11n-seg at the same input size."""
-    ours, peer = doc["ours"], doc["yolo11n_seg"]
+    """One line per checkpoint and thread count: our segmenters' fastest runtime end to end beside YOLO11n-seg at the
+    same input size."""
+    peer = doc["yolo11n_seg"]
     h, w = doc["input_size"]
+    ours_all = doc["ours"] if isinstance(doc["ours"], list) else [doc["ours"]]
     lines = []
-    for t in doc["threads"]:
-        runs = {k[: -len(f"_{t}t")]: v["median_ms"] for k, v in ours["e2e_per_frame"].items() if k.endswith(f"_{t}t")}
-        p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
-        best = min(runs, key=runs.get)
-        lines.append(
-            f"- {t} thread(s): ours {runs[best]:.1f} ms ({best}), YOLO11n-seg {p:.1f} ms "
-            f"(ours / YOLO11n-seg = {runs[best] / p:.1f}x)"
-        )
+    for ours in ours_all:
+        for t in doc["threads"]:
+            e2e = ours["e2e_per_frame"]
+            runs = {k[: -len(f"_{t}t")]: v["median_ms"] for k, v in e2e.items() if k.endswith(f"_{t}t")}
+            p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
+            best = min(runs, key=runs.get)
+            lines.append(
+                f"- `{ours['model']}` ({ours['gflops']} GFLOPs), {t} thread(s): {runs[best]:.1f} ms ({best}), "
+                f"YOLO11n-seg {p:.1f} ms (ours / YOLO11n-seg = {runs[best] / p:.2f}x)"
+            )
     return [
-        f"**MCFF-L end to end vs YOLO11n-seg, {h}x{w}, in one run** (`{doc['command']}`; {ours['gflops']} vs "
+        f"**MCFF-L end to end vs YOLO11n-seg, {h}x{w}, in one run** (`{doc['command']}`; YOLO11n-seg "
         f"{peer.get('gflops', '?')} GFLOPs; decode, pre-processing, inference, masks, overlay and JPEG per frame, "
         "median; YOLO11n-seg random-init, same host steps):",
         "",

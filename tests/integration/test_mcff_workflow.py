@@ -116,13 +116,14 @@ def test_three_step_offline_and_online_workflow(tmp_path, monkeypatch):
     assert len(load_val_subset(load_model(student.best), 2, split="train")) >= 1
 
 
-def test_student_exports_to_onnx_with_prob_output(tmp_path):
+@pytest.mark.parametrize("model_name", ["mcff_student", "mcff_student_lite"])
+def test_student_exports_to_onnx_with_prob_output(tmp_path, model_name):
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
     from kdinspect.export.api import export_checkpoint
 
-    run = train(config_from_dict(_cfg(tmp_path, "s", "mcff_student", train={"max_iters": 1})), progress=False)
+    run = train(config_from_dict(_cfg(tmp_path, "s", model_name, train={"max_iters": 1})), progress=False)
     # exported at 64x64 for speed while DeepCrack is 544x384: the metric check measures that resize, so no limit here
     report = export_checkpoint(
         run.best, tmp_path / "s.onnx", imgsz=64, verify_images=2, metric_images=2, max_metric_drop=1.0

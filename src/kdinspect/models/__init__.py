@@ -9,7 +9,7 @@ from torch import nn
 
 from kdinspect.models.faster_rcnn import build_faster_rcnn
 from kdinspect.models.hsd import hsd_student, hsd_teacher
-from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_teacher
+from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_student_lite, mcff_teacher
 from kdinspect.models.registry import ModelSpec, check_params
 from kdinspect.models.smp_peer import SMPSegmenter
 from kdinspect.models.unet import UNet
@@ -22,6 +22,9 @@ MODELS: dict[str, ModelSpec] = {
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),
+    "mcff_student_lite": ModelSpec(
+        mcff_student_lite, "segmentation", "mcff_kd", "MCFF-L lite: student paths at 1/4 res, d=10 (0.5M)"
+    ),
     "unet": ModelSpec(
         UNet, "segmentation", "pixel_kd", "compact U-Net for binary defect segmentation (demo, baseline)"
     ),

@@ -9,7 +9,7 @@ import torch
 
 from kdinspect.data.structures import SegTarget
 from kdinspect.models import MODELS, build_model
-from kdinspect.models.mcff import MCFFNet, mcff_student, mcff_student_dw, mcff_teacher
+from kdinspect.models.mcff import MCFFNet, mcff_student, mcff_student_dw, mcff_student_lite, mcff_teacher
 from kdinspect.models.mcff.blocks import Stride2Conv, Upsample2xConvT, conv
 from kdinspect.models.mcff.net import gate
 from kdinspect.models.mcff.targets import dilate_mask
@@ -58,7 +58,7 @@ def test_norm_layers_follow_keras_defaults():
 
 
 def test_registered_models():
-    for name in ("mcff_teacher", "mcff_student", "mcff_student_dw"):
+    for name in ("mcff_teacher", "mcff_student", "mcff_student_dw", "mcff_student_lite"):
         assert MODELS[name].task == "segmentation"
     m = build_model("mcff_student", 1, {"infer_temperature": 10.0})
     assert isinstance(m, MCFFNet) and m.infer_temperature == 10.0
@@ -167,3 +167,38 @@ def test_dilation_matches_opencv_including_the_tuple_kernel_quirk():
     np.testing.assert_array_equal(ours, cv2.dilate(mask, kernel=(3, 3), iterations=3))
     ours = dilate_mask(t, "3x3", 2)[0, 0].numpy().astype(np.uint8)
     np.testing.assert_array_equal(ours, cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2))
+
+
+def test_lite_student_runs_the_paths_at_quarter_resolution():
+    m = mcff_student_lite().eval()
+    assert _trainable(m) == 505_204 and m.space_to_depth == 4 and m.multiple == 16
+    seen = {}
+    m.paths.h.blocks.register_forward_hook(lambda mod, i, o: seen.update(blocks=o.shape))
+    m(torch.rand(1, 3, 64, 96))
+    assert seen["blocks"] == (1, 40, 4, 6)  # width 4d = 40 at 1/16: 1/4 by pixel unshuffle, 1/4 by the encoder
+    with pytest.raises(ValueError, match="space_to_depth"):
+        MCFFNet(space_to_depth=0)
+
+
+@pytest.mark.parametrize("s", [1, 2, 4])
+@pytest.mark.parametrize("attention", [True, False])
+def test_predict_prob_equals_softmax_of_the_gated_mix(s, attention):
+    """The deployed shortcut (sigmoid of the logit difference, gated and shuffled at 1/s) equals the definition."""
+    torch.manual_seed(s)
+    m = _tiny(space_to_depth=s, attention=attention, infer_temperature=3.0).eval()
+    x = torch.rand(2, 3, 37, 53)  # not a multiple of 4 * s: padded and cropped back
+    with torch.no_grad():
+        prob = m(x).prob
+        logits = m.forward_logits(x)
+    assert prob.shape == (2, 1, 37, 53) and all(t.shape == (2, 2, 37, 53) for t in logits)
+    torch.testing.assert_close(prob, torch.softmax(logits.mix / 3.0, dim=1)[:, :1])
+
+
+def test_lite_student_trains_every_output_at_full_resolution():
+    m = _tiny(space_to_depth=4).train()
+    x = torch.rand(2, 3, 32, 32)
+    t = [SegTarget((torch.rand(32, 32) > 0.8).float()) for _ in range(2)]
+    losses = m(x, t)
+    assert sorted(losses) == ["loss_h", "loss_mix", "loss_x", "loss_y"]
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in m.parameters())

@@ -59,6 +59,10 @@ class MCFFNet(nn.Module):
         depthwise: MCLD variant (depthwise 3x3 + pointwise 1x1 in the residual blocks).
         attention: a third output channel gates the other two (on for both released nets).
         infer_temperature: T of the deployed output ``softmax(mix / T)`` (T2 for the student, 1 for the teacher).
+        space_to_depth: s > 1 runs every path at 1/s resolution: the image enters as s x s pixel blocks stacked into
+            channels (``PixelUnshuffle``, 3 s^2 channels, no pixel discarded); each path's head keeps width d and a
+            1x1 convolution predicts s^2 logits per output channel that ``PixelShuffle`` puts back at full
+            resolution. The lite variant (not in the paper); 1 = the paper's network.
         loss: ground-truth loss per output: ``asymmetric`` (released), ``kl`` or ``bce_dice``.
         alpha: crack-channel scale of the asymmetric loss.
         gt_dilation: ``released`` (2x1 kernel: grows cracks downward), ``3x3`` or ``none``.
@@ -75,6 +79,7 @@ class MCFFNet(nn.Module):
         depthwise: bool = False,
         attention: bool = True,
         infer_temperature: float = 1.0,
+        space_to_depth: int = 1,
         loss: str = "asymmetric",
         alpha: float = 200.0,
         gt_dilation: str = "released",
@@ -86,18 +91,34 @@ class MCFFNet(nn.Module):
         check_gt_options(loss, gt_dilation)
         if infer_temperature <= 0:
             raise ValueError(f"infer_temperature must be > 0, got {infer_temperature}")
+        if space_to_depth < 1:
+            raise ValueError(f"space_to_depth must be >= 1, got {space_to_depth}")
         out_ch = 3 if attention else 2
+        s2 = space_to_depth**2
         kw = {
             "dim": width,
             "n_blocks": n_blocks,
-            "out_ch": out_ch,
+            "out_ch": out_ch if space_to_depth == 1 else width,
+            "in_ch": 3 * s2,
             "n_down": n_down,
             "dropout": dropout,
             "depthwise": depthwise,
         }
         self.paths = nn.ModuleDict({name: build(**kw) for name, build in PATHS.items()})
+        self.space_to_depth = space_to_depth
+        if space_to_depth > 1:  # heads keep width d at 1/s resolution; a 1x1 conv per path makes the s^2 sub-pixels
+            self.unshuffle: nn.Module = nn.PixelUnshuffle(space_to_depth)
+            self.to_pixels = nn.ModuleDict(
+                {
+                    name: nn.Sequential(nn.Conv2d(width, out_ch * s2, 1), nn.PixelShuffle(space_to_depth))
+                    for name in PATHS
+                }
+            )
+        else:
+            self.unshuffle = nn.Identity()
+            self.to_pixels = nn.ModuleDict({name: nn.Identity() for name in PATHS})
         self.attention = attention
-        self.multiple = 2**n_down
+        self.multiple = 2**n_down * space_to_depth
         self.infer_temperature = infer_temperature
         self.loss_kind = loss
         self.alpha = alpha
@@ -105,7 +126,8 @@ class MCFFNet(nn.Module):
         self.gt_dilation_iters = gt_dilation_iters
 
     def _normalize(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        """RGB [0, 1] (B, 3, H, W) -> BGR [-1, 1], zero-padded (before normalisation) to a multiple of 4."""
+        """RGB [0, 1] (B, 3, H, W) -> BGR [-1, 1], zero-padded (before normalisation) to a multiple of
+        ``2**n_down * space_to_depth`` (4 for the paper's network)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"MCFFNet expects (B, 3, H, W) RGB images, got shape {tuple(images.shape)}")
         h, w = images.shape[-2:]
@@ -116,9 +138,11 @@ class MCFFNet(nn.Module):
         return bgr * 2.0 - 1.0, (h, w)
 
     def raw_logits(self, images: Tensor) -> tuple[dict[str, Tensor], tuple[int, int]]:
-        """Ungated head outputs of the three paths and the original size. Each (B, 3, H', W') (2 without attention)."""
+        """Ungated head outputs of the three paths and the original size. Each (B, 3, H', W') (2 without attention),
+        at full (padded) resolution whatever ``space_to_depth`` is."""
         x, size = self._normalize(images)
-        return {name: path(x) for name, path in self.paths.items()}, size
+        x = self.unshuffle(x)
+        return {name: self.to_pixels[name](path(x)) for name, path in self.paths.items()}, size
 
     def forward_logits(self, images: Tensor) -> MCFFLogits:
         """Gated logits of h, x, y and mix (= h + x + y, summed before gating). images: (B, 3, H, W) RGB [0, 1]."""
@@ -128,11 +152,29 @@ class MCFFNet(nn.Module):
         return MCFFLogits(**out)
 
     def predict_prob(self, images: Tensor) -> Tensor:
-        """Deployed output: crack channel of ``softmax(gate(h + x + y) / T)``, (B, 1, H, W)."""
-        raw, (h, w) = self.raw_logits(images)
-        mix = raw["h"] + raw["x"] + raw["y"]
-        mix = gate(mix) if self.attention else mix
-        return torch.softmax(mix[..., :h, :w] / self.infer_temperature, dim=1)[:, :1]
+        """Deployed output: crack channel of ``softmax(gate(h + x + y) / T)``, (B, 1, H, W).
+
+        Computed as ``sigmoid((l_crack - l_background) / T)`` (the same value for two channels). With
+        ``space_to_depth`` s > 1 the paths' sub-pixel logits are summed, gated and turned into probabilities at 1/s
+        resolution (all per-pixel steps) and only the crack probability is shuffled to full resolution."""
+        x, (h, w) = self._normalize(images)
+        s = self.space_to_depth
+        if s == 1:
+            mix = sum(path(x) for path in self.paths.values())
+            return self._crack_prob(mix, 1).unsqueeze(1)[..., :h, :w]
+        x = self.unshuffle(x)
+        mix = sum(self.to_pixels[name][0](path(x)) for name, path in self.paths.items())
+        b, _, hs, ws = mix.shape
+        crack = self._crack_prob(mix.view(b, -1, s * s, hs, ws), 1)  # (B, s^2, H/s, W/s)
+        return F.pixel_shuffle(crack, s)[..., :h, :w]
+
+    def _crack_prob(self, mix: Tensor, dim: int) -> Tensor:
+        """Crack probability from summed logits with the output channels on ``dim`` (3 with attention, else 2);
+        ``dim`` is removed."""
+        logit = mix.select(dim, -2) - mix.select(dim, -1)
+        if self.attention:
+            logit = logit * torch.sigmoid(mix.select(dim, 0))
+        return torch.sigmoid(logit / self.infer_temperature)
 
     def gt_target(self, targets: Sequence[SegTarget | None], size: tuple[int, int], device: torch.device) -> Tensor:
         """(B, 2, H, W) one-hot ground truth ``[crack, background]`` after the configured dilation."""
