@@ -69,6 +69,10 @@ def compare(default: dict[str, Any], switched: dict[str, Any], method: str = "dk
     return {"method": method, "n_pairs": len(pairs), "pairs": pairs, "summary": summary}
 
 
+def _pairs(n: int) -> str:
+    return f"{n} pair" + ("" if n == 1 else "s")
+
+
 def _markdown(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     lines = [
@@ -77,7 +81,7 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"Command: `{doc['command']}`  ",
         f"Git commit: `{doc['git_commit']}`  ",
         f"Default: `benchmarks/results/{doc['default']}.json`; switched: `benchmarks/results/{doc['switched']}.json` "
-        f"({doc['n_pairs']} pairs of {doc['method']} rows with the same split, K, seed and base model)",
+        f"({_pairs(doc['n_pairs'])} of {doc['method']} rows with the same split, K, seed and base model)",
         "",
         "| split | K | seed | AP_B default / switched | AP_N default / switched | AP_All default / switched | "
         "d AP_All | wall s default / switched |",
@@ -95,7 +99,7 @@ def _markdown(doc: dict[str, Any]) -> str:
             f"{label} mean {s[f'd_{m}_mean']:+.4f}, median {s[f'd_{m}_median']:+.4f}"
             for m, label in zip(METRICS, ("AP_B", "AP_N", "AP_All"), strict=True)
         )
-        + f". Switched ahead on AP_All in {s['switched_better_ap_all']} of {doc['n_pairs']} pairs.",
+        + f". Switched ahead on AP_All in {s['switched_better_ap_all']} of {_pairs(doc['n_pairs'])}.",
         "",
     ]
     return "\n".join(lines)

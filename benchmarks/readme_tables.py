@@ -4,8 +4,9 @@
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
 Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,hsd_deeppcb-lite,mcff_deepcrack,mcff_crackforest,
-dkan_neu-det,dkan_neu-det_gpu,deploy,deploy_hsd,deploy_seg_peer}.json``; a missing file is reported as not run (the HSD
-DeepPCB and lite files, ``dkan_neu-det_gpu``, ``deploy_hsd`` and ``deploy_seg_peer`` are left out when missing).
+dkan_neu-det,dkan_neu-det_gpu,deploy,deploy_hsd,deploy_seg_peer,mcff_*_lite}.json``; a missing file is reported as not
+run (the HSD DeepPCB and lite files, ``dkan_neu-det_gpu``, ``deploy_hsd``, ``deploy_seg_peer`` and the MCFF lite
+files are left out when missing).
 """
 
 from __future__ import annotations
@@ -75,13 +76,13 @@ def hsd_section(doc: dict[str, Any] | None, dataset: str = "neu-det") -> list[st
     return out
 
 
-def mcff_section(name: str, doc: dict[str, Any] | None) -> list[str]:
+def mcff_section(name: str, doc: dict[str, Any] | None, title: str = "") -> list[str]:
     if doc is None:
         return [f"MCFF-L: `benchmarks/results/{name}.json` not produced yet."]
     rows = doc["rows"]
     first = rows[0] if rows else {}
     out = [
-        f"**MCFF-L on {name.split('_', 1)[1]}** ({first.get('epochs')} epochs, {first.get('imgsz')} px crops; "
+        f"**{title or 'MCFF-L on ' + doc['dataset']}** ({first.get('epochs')} epochs, {first.get('imgsz')} px crops; "
         "F1/IoU at threshold 0.5, `tol` = +-2 px; latency: ONNX Runtime at 448x448, batch 1, median):",
         "",
         "| model | F1 | IoU | F1 tol | IoU tol | ODS | params (M) | GFLOPs | latency 1 / 2 threads (ms) |",
@@ -197,6 +198,15 @@ def render() -> str:
         *([hsd_section(doc, "deeppcb-lite")] if (doc := _load("hsd_deeppcb-lite")) else []),
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
+        *(
+            [
+                mcff_section(
+                    f"mcff_{ds}_lite", doc, f"MCFF-L lite student and the peer U-Net on {ds}, trained on this CPU"
+                )
+            ]
+            for ds in ("deepcrack", "crackforest")
+            if (doc := _load(f"mcff_{ds}_lite"))
+        ),
         dkan_section(_load("dkan_neu-det")),
         *(
             [dkan_section(doc, "dkan_neu-det_gpu", "DKAN vs TFA on NEU-DET, the same config run on a GPU")]

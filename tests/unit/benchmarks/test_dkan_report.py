@@ -74,5 +74,9 @@ def test_switch_comparison_pairs_rows_of_the_same_split_k_seed() -> None:
     assert doc["summary"]["d_ap_all_mean"] == pytest.approx(0.005) and doc["summary"]["switched_better_ap_all"] == 1
     md = switch_markdown(doc | {"switch": "x", "command": "c", "git_commit": "g", "default": "a", "switched": "b"})
     assert "| 3 | 5 | 1 | 0.7000 / 0.7000 | 0.2000 / 0.2000 | 0.5000 / 0.5200 | +0.0200 | 100 / 100 |" in md
+    assert "(2 pairs of dkan rows" in md and "in 1 of 2 pairs." in md
+    one = compare(default, {"rows": [row(3, 1, 0.52)]})
+    md1 = switch_markdown(one | {"switch": "x", "command": "c", "git_commit": "g", "default": "a", "switched": "b"})
+    assert "(1 pair of dkan rows" in md1 and "in 1 of 1 pair." in md1
     with pytest.raises(ValueError, match="no dkan rows in common"):
         compare(default, {"rows": [row(2, 1, 0.1)]})
