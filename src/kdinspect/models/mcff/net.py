@@ -61,7 +61,8 @@ class MCFFNet(nn.Module):
         infer_temperature: T of the deployed output ``softmax(mix / T)`` (T2 for the student, 1 for the teacher).
         space_to_depth: s > 1 runs every path at 1/s resolution: the image enters as s x s pixel blocks stacked into
             channels (``PixelUnshuffle``, 3 s^2 channels, no pixel discarded); each path's head keeps width d and a
-            1x1 convolution predicts s^2 logits per output channel that ``PixelShuffle`` puts back at full
+            1x1 convolution of its features concatenated with those input pixels (a skip that carries the pixel
+            values to the output) predicts s^2 logits per output channel, which ``PixelShuffle`` puts back at full
             resolution. The lite variant (not in the paper); 1 = the paper's network.
         loss: ground-truth loss per output: ``asymmetric`` (released), ``kl`` or ``bce_dice``.
         alpha: crack-channel scale of the asymmetric loss.
@@ -106,11 +107,11 @@ class MCFFNet(nn.Module):
         }
         self.paths = nn.ModuleDict({name: build(**kw) for name, build in PATHS.items()})
         self.space_to_depth = space_to_depth
-        if space_to_depth > 1:  # heads keep width d at 1/s resolution; a 1x1 conv per path makes the s^2 sub-pixels
+        if space_to_depth > 1:  # per path, a 1x1 conv of [head features, input pixels] makes the s^2 sub-pixels
             self.unshuffle: nn.Module = nn.PixelUnshuffle(space_to_depth)
             self.to_pixels = nn.ModuleDict(
                 {
-                    name: nn.Sequential(nn.Conv2d(width, out_ch * s2, 1), nn.PixelShuffle(space_to_depth))
+                    name: nn.Sequential(nn.Conv2d(width + 3 * s2, out_ch * s2, 1), nn.PixelShuffle(space_to_depth))
                     for name in PATHS
                 }
             )
@@ -142,7 +143,9 @@ class MCFFNet(nn.Module):
         at full (padded) resolution whatever ``space_to_depth`` is."""
         x, size = self._normalize(images)
         x = self.unshuffle(x)
-        return {name: self.to_pixels[name](path(x)) for name, path in self.paths.items()}, size
+        if self.space_to_depth == 1:
+            return {name: path(x) for name, path in self.paths.items()}, size
+        return {name: self.to_pixels[name](torch.cat([path(x), x], 1)) for name, path in self.paths.items()}, size
 
     def forward_logits(self, images: Tensor) -> MCFFLogits:
         """Gated logits of h, x, y and mix (= h + x + y, summed before gating). images: (B, 3, H, W) RGB [0, 1]."""
@@ -163,7 +166,7 @@ class MCFFNet(nn.Module):
             mix = sum(path(x) for path in self.paths.values())
             return self._crack_prob(mix, 1).unsqueeze(1)[..., :h, :w]
         x = self.unshuffle(x)
-        mix = sum(self.to_pixels[name][0](path(x)) for name, path in self.paths.items())
+        mix = sum(self.to_pixels[name][0](torch.cat([path(x), x], 1)) for name, path in self.paths.items())
         b, _, hs, ws = mix.shape
         crack = self._crack_prob(mix.view(b, -1, s * s, hs, ws), 1)  # (B, s^2, H/s, W/s)
         return F.pixel_shuffle(crack, s)[..., :h, :w]
