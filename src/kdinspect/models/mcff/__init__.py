@@ -6,8 +6,8 @@ Builders (``functools.partial`` of :class:`MCFFNet`, so ``MODELS`` checks parame
 - ``mcff_student``: MCL, width 16, 4 blocks, no dropout (1,179,392 trainable parameters + 96 BN statistics).
 - ``mcff_student_dw``: MCLD, the student with depthwise 3x3 + pointwise 1x1 convolutions in the residual blocks.
 - ``mcff_student_lite``: not in the paper; the student's three paths at 1/4 resolution (``space_to_depth=4``: 4x4
-  pixel blocks in, full-resolution logits out) and width 10, 4 blocks: 2.76 GFLOPs at 384x544 against the student's
-  66.6, sized to run faster than YOLO11n-seg on this CPU (``docs/mcff.md``).
+  pixel blocks in, full-resolution logits out) and width 10, 4 blocks: 512,116 parameters, 2.94 GFLOPs at 384x544
+  against the student's 66.6, sized to run faster than YOLO11n-seg on this CPU (``docs/mcff.md``).
 """
 
 from __future__ import annotations

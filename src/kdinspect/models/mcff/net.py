@@ -117,7 +117,7 @@ class MCFFNet(nn.Module):
             )
         else:
             self.unshuffle = nn.Identity()
-            self.to_pixels = nn.ModuleDict({name: nn.Identity() for name in PATHS})
+            self.to_pixels = nn.ModuleDict()
         self.attention = attention
         self.multiple = 2**n_down * space_to_depth
         self.infer_temperature = infer_temperature
