@@ -361,6 +361,7 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
     sets = _overrides(args)
     deadline = time.monotonic() + args.time_limit if args.time_limit else 0.0
     jobs = _jobs(args.dataset, work, _rows(args), sets, args.device)
+    commit = git_commit(REPO)  # the code the jobs start from (the tree may change while they run)
     t0 = time.perf_counter()
     try:
         failed = run_jobs(jobs, shlex.split(args.launcher), args.workers, work / "logs", record, deadline)
@@ -374,7 +375,7 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
     train_env = {
         "environment": env,
         "command": shlex.join(["python", "benchmarks/mcff.py", *sys.argv[1:]]),
-        "git_commit": git_commit(REPO),
+        "git_commit": commit,
         "overrides": sets,
         "workers": args.workers,
         "launcher": args.launcher,
