@@ -199,11 +199,7 @@ def render() -> str:
         mcff_section("mcff_deepcrack", _load("mcff_deepcrack")),
         mcff_section("mcff_crackforest", _load("mcff_crackforest")),
         *(
-            [
-                mcff_section(
-                    f"mcff_{ds}_lite", doc, f"MCFF-L lite student and the peer U-Net on {ds}, trained on this CPU"
-                )
-            ]
+            mcff_section(f"mcff_{ds}_lite", doc, f"MCFF-L lite student and the peer U-Net on {ds}, trained on this CPU")
             for ds in ("deepcrack", "crackforest")
             if (doc := _load(f"mcff_{ds}_lite"))
         ),

@@ -58,3 +58,10 @@ def test_seg_peer_reports_every_checkpoint_beside_the_same_peer() -> None:
                and "= 0.75x" in x for x in lines)  # fmt: skip
     one = dict(doc, ours=doc["ours"][0])  # files written before several checkpoints per run
     assert deploy_seg_peer.ours_list(one) == [doc["ours"][0]] and len(readme_tables.seg_peer_section(one)) == 6
+
+
+def test_readme_block_is_the_rendering_of_the_committed_results() -> None:
+    """README figures are the result files' figures: the block between the markers equals ``render()``."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme[readme.index(readme_tables.BEGIN) : readme.index(readme_tables.END) + len(readme_tables.END)]
+    assert block == readme_tables.render()
