@@ -4,9 +4,9 @@
     python benchmarks/readme_tables.py --write    # replace the block between the markers in README.md
 
 Reads ``benchmarks/results/{hsd_neu-det,hsd_deeppcb,hsd_neu-det-lite,hsd_deeppcb-lite,mcff_deepcrack,mcff_crackforest,
-dkan_neu-det,dkan_neu-det_gpu,deploy,deploy_hsd,deploy_seg_peer,mcff_*_lite}.json``; a missing file is reported as not
-run (the HSD DeepPCB and lite files, ``dkan_neu-det_gpu``, ``deploy_hsd``, ``deploy_seg_peer`` and the MCFF lite
-files are left out when missing).
+dkan_neu-det,dkan_neu-det_gpu,deploy,deploy_hsd,deploy_mcff_lite,deploy_seg_peer,mcff_*_lite}.json``; a missing file
+is reported as not run (the HSD DeepPCB and lite files, ``dkan_neu-det_gpu``, ``deploy_hsd``, ``deploy_mcff_lite``,
+``deploy_seg_peer`` and the MCFF lite files are left out when missing).
 """
 
 from __future__ import annotations
@@ -213,6 +213,11 @@ def render() -> str:
         *(
             [deploy_section(doc, "deploy_hsd", "Deployment of the HSD students, paper vs lite, on this CPU")]
             if (doc := _load("deploy_hsd"))
+            else []
+        ),
+        *(
+            [deploy_section(doc, "deploy_mcff_lite", "Deployment of the MCFF-L lite student on this CPU")]
+            if (doc := _load("deploy_mcff_lite"))
             else []
         ),
         *([seg_peer_section(doc)] if (doc := _load("deploy_seg_peer")) else []),
