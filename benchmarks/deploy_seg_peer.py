@@ -103,16 +103,11 @@ def _peer(size: tuple[int, int], video: Path, wd: Path, args: argparse.Namespace
     return out
 
 
-def ours_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Our checkpoints' entries (a list; files written before several checkpoints per run hold one dict)."""
-    return doc["ours"] if isinstance(doc["ours"], list) else [doc["ours"]]
-
-
 def _markdown(doc: dict[str, Any]) -> str:
     peer = doc["yolo11n_seg"]
     h, w = doc["input_size"]
     rows, described = [], []
-    for ours in ours_list(doc):
+    for ours in doc["ours"]:
         for t in doc["threads"]:
             p = peer[f"e2e_same_pipeline_{t}t"]["median_ms"]
             for k in (k for k in ours["e2e_per_frame"] if k.endswith(f"_{t}t")):

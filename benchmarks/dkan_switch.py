@@ -132,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         "switched": args.switched,
         **doc,
     }
-    out = res / args.name
+    out, md = res / args.name, _markdown(doc)
     write_json(out.with_suffix(".json"), doc)
-    out.with_suffix(".md").write_text(_markdown(doc))
-    print(_markdown(doc))
+    out.with_suffix(".md").write_text(md)
+    print(md)
     return 0
 
 

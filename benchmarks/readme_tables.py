@@ -164,9 +164,8 @@ def seg_peer_section(doc: dict[str, Any]) -> list[str]:
     same input size."""
     peer = doc["yolo11n_seg"]
     h, w = doc["input_size"]
-    ours_all = doc["ours"] if isinstance(doc["ours"], list) else [doc["ours"]]
     lines = []
-    for ours in ours_all:
+    for ours in doc["ours"]:
         for t in doc["threads"]:
             e2e = ours["e2e_per_frame"]
             runs = {k[: -len(f"_{t}t")]: v["median_ms"] for k, v in e2e.items() if k.endswith(f"_{t}t")}

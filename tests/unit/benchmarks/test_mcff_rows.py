@@ -56,8 +56,7 @@ def test_seg_peer_reports_every_checkpoint_beside_the_same_peer() -> None:
     lines = readme_tables.seg_peer_section(doc)
     assert any("`mcff_student_lite` (2.8 GFLOPs), 1 thread(s): 45.0 ms (openvino_bf16), YOLO11n-seg 60.0 ms" in x
                and "= 0.75x" in x for x in lines)  # fmt: skip
-    one = dict(doc, ours=doc["ours"][0])  # files written before several checkpoints per run
-    assert deploy_seg_peer.ours_list(one) == [doc["ours"][0]] and len(readme_tables.seg_peer_section(one)) == 6
+    assert len(lines) == 8  # heading, blank, 2 checkpoints x 2 thread counts, blank, footer
 
 
 def test_readme_block_is_the_rendering_of_the_committed_results() -> None:

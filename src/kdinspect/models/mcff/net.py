@@ -108,7 +108,7 @@ class MCFFNet(nn.Module):
         self.paths = nn.ModuleDict({name: build(**kw) for name, build in PATHS.items()})
         self.space_to_depth = space_to_depth
         if space_to_depth > 1:  # per path, a 1x1 conv of [head features, input pixels] makes the s^2 sub-pixels
-            self.unshuffle: nn.Module = nn.PixelUnshuffle(space_to_depth)
+            self.unshuffle = nn.PixelUnshuffle(space_to_depth)
             self.to_pixels = nn.ModuleDict(
                 {
                     name: nn.Sequential(nn.Conv2d(width + 3 * s2, out_ch * s2, 1), nn.PixelShuffle(space_to_depth))
@@ -116,7 +116,6 @@ class MCFFNet(nn.Module):
                 }
             )
         else:
-            self.unshuffle = nn.Identity()
             self.to_pixels = nn.ModuleDict()
         self.attention = attention
         self.multiple = 2**n_down * space_to_depth
@@ -138,14 +137,23 @@ class MCFFNet(nn.Module):
         bgr = images[:, [2, 1, 0]]
         return bgr * 2.0 - 1.0, (h, w)
 
+    def _path_outputs(self, images: Tensor) -> tuple[dict[str, Tensor], tuple[int, int]]:
+        """Each path's output before any pixel shuffle, and the original size: (B, 3, H', W') logits for the paper's
+        network (2 channels without attention); with ``space_to_depth`` s > 1 the (B, 3 s^2, H'/s, W'/s) sub-pixel
+        logits of the 1x1 convolution over [head features, unshuffled input]."""
+        x, size = self._normalize(images)
+        if self.space_to_depth == 1:
+            return {name: path(x) for name, path in self.paths.items()}, size
+        x = self.unshuffle(x)
+        return {name: self.to_pixels[name][0](torch.cat([path(x), x], 1)) for name, path in self.paths.items()}, size
+
     def raw_logits(self, images: Tensor) -> tuple[dict[str, Tensor], tuple[int, int]]:
         """Ungated head outputs of the three paths and the original size. Each (B, 3, H', W') (2 without attention),
         at full (padded) resolution whatever ``space_to_depth`` is."""
-        x, size = self._normalize(images)
-        x = self.unshuffle(x)
-        if self.space_to_depth == 1:
-            return {name: path(x) for name, path in self.paths.items()}, size
-        return {name: self.to_pixels[name](torch.cat([path(x), x], 1)) for name, path in self.paths.items()}, size
+        out, size = self._path_outputs(images)
+        if self.space_to_depth > 1:
+            out = {name: self.to_pixels[name][1](v) for name, v in out.items()}  # PixelShuffle
+        return out, size
 
     def forward_logits(self, images: Tensor) -> MCFFLogits:
         """Gated logits of h, x, y and mix (= h + x + y, summed before gating). images: (B, 3, H, W) RGB [0, 1]."""
@@ -160,13 +168,11 @@ class MCFFNet(nn.Module):
         Computed as ``sigmoid((l_crack - l_background) / T)`` (the same value for two channels). With
         ``space_to_depth`` s > 1 the paths' sub-pixel logits are summed, gated and turned into probabilities at 1/s
         resolution (all per-pixel steps) and only the crack probability is shuffled to full resolution."""
-        x, (h, w) = self._normalize(images)
+        out, (h, w) = self._path_outputs(images)
+        mix = sum(out.values())
         s = self.space_to_depth
         if s == 1:
-            mix = sum(path(x) for path in self.paths.values())
             return self._crack_prob(mix, 1).unsqueeze(1)[..., :h, :w]
-        x = self.unshuffle(x)
-        mix = sum(self.to_pixels[name][0](torch.cat([path(x), x], 1)) for name, path in self.paths.items())
         b, _, hs, ws = mix.shape
         crack = self._crack_prob(mix.view(b, -1, s * s, hs, ws), 1)  # (B, s^2, H/s, W/s)
         return F.pixel_shuffle(crack, s)[..., :h, :w]
