@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kdinspect.config import RunConfig, apply_overrides, dump_config
+from kdinspect.config import RunConfig, dump_config
 from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
@@ -244,7 +244,7 @@ def evaluate(
 
     Args:
         checkpoint: ``.safetensors`` checkpoint.
-        overrides: dotted ``key=value`` changes to the stored config (``data.*`` typically).
+        overrides: dotted ``key=value`` changes to the stored config (``data.*``, or inference-time ``model.params.*``).
         split: which config split to evaluate (``val`` or ``train``).
         out_dir: where reports (metrics.json, PR curves, confusion matrix) go; None = no files.
         device: torch device.
@@ -252,8 +252,8 @@ def evaluate(
     """
     from kdinspect.data import build_dataset
 
-    loaded = load_model(checkpoint, device)
-    cfg = apply_overrides(loaded.cfg, list(overrides))
+    loaded = load_model(checkpoint, device, overrides)
+    cfg = loaded.cfg
     ds = build_dataset(cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
     loader = build_loader(ds, batch_size or cfg.train.batch_size, False, cfg.train.seed, cfg.data.workers)
     task = _task_from_loaded(loaded)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,12 @@ def predict(
     mask_thr: float = 0.5,
     save_overlays: bool = True,
     device: str = "cpu",
+    overrides: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Run a checkpoint on images; returns one result dict per image (and writes ``results.json``,
-    ``overlays/`` and, for segmenters, ``masks/`` under ``out_dir``). Unreadable images are reported, not fatal."""
-    loaded = load_model(checkpoint, device)
+    ``overlays/`` and, for segmenters, ``masks/`` under ``out_dir``). Unreadable images are reported, not fatal.
+    ``overrides`` change inference-time settings of the stored config (see :func:`load_model`)."""
+    loaded = load_model(checkpoint, device, overrides)
     task = TASKS[loaded.kind](loaded.model, loaded.classes)
     files = iter_images(source)
     out = Path(out_dir) if out_dir else None

@@ -17,7 +17,9 @@ def _sets(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
 
 
-def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_eval_export_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     ovr = seg_overrides(tmp_path / "data", tmp_path / "runs", "cli", epochs=2)
     assert main(["train", "--no-progress", *_sets(ovr)]) == 0
     run = tmp_path / "runs" / "cli"
@@ -69,6 +71,13 @@ def test_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     by_name = {Path(r["image"]).name: r for r in onnx_results}
     assert "error" in by_name["broken.jpg"] and by_name["a.png"]["task"] == "segmentation"
     assert (tmp_path / "pred_onnx" / "overlays" / "a.jpg").is_file()
+
+    # --set changes the stored config of a checkpoint (model.params.* rebuild the model); not of an exported model
+    wider = ["--set", "model.params.width=8"]
+    assert main(["eval", str(run / "best.safetensors"), *wider]) == 2
+    assert "after the overrides ['model.params.width=8']" in caplog.text
+    assert main(["predict", str(tmp_path / "m.onnx"), str(src), *wider]) == 2
+    assert "exported model" in caplog.text
 
 
 def test_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

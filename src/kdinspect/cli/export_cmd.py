@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kdinspect.cli.common import add_overrides
+
 NAME = "export"
 HELP = "export a checkpoint to ONNX (+ INT8, OpenVINO) and verify it against PyTorch on validation images"
 
@@ -36,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--openvino", action="store_true", help="also write an OpenVINO IR (needs openvino)")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for the checks and INT8 timing")
     p.add_argument("--data-root", default=None, help="dataset folder for the checks (default: from the run config)")
+    add_overrides(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         openvino=args.openvino,
         threads=args.threads,
         data_root=args.data_root,
+        overrides=args.overrides,
     )
     report.get("metric_check", {}).pop("details", None)
     print(json.dumps(report, indent=2))

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kdinspect.cli.common import add_device
+from kdinspect.cli.common import add_device, add_overrides
 
 NAME = "predict"
 HELP = (
@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-stride", type=int, default=1, help="exported models: every N-th video frame")
     p.add_argument("--mask-thr", type=float, default=0.5, help="segmentation probability threshold")
     p.add_argument("--no-overlays", action="store_true")
+    add_overrides(p)
     add_device(p)
 
 
@@ -33,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.model).parent / "predict"
     if Path(args.model).suffix in (".onnx", ".xml"):
         from kdinspect.deploy.predict import predict_files
+
+        if args.overrides:
+            raise ValueError(
+                f"--set applies to checkpoints; {args.model} is an exported model (its settings were fixed by "
+                "`kdinspect export --set ...`)"
+            )
 
         results = predict_files(
             args.model,
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             args.mask_thr,
             not args.no_overlays,
             args.device or "cpu",
+            args.overrides,
         )
     for r in results:
         summary = {k: v for k, v in r.items() if k in ("image", "error", "defect_ratio")}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from kdinspect import __version__
-from kdinspect.config import RunConfig, config_from_dict
+from kdinspect.config import RunConfig, apply_overrides, config_from_dict
 from kdinspect.utils.io import atomic_path
 
 __all__ = [
@@ -248,20 +249,30 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model named in a checkpoint's config and load its weights (strict), in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", overrides: Sequence[str] = ()) -> LoadedModel:
+    """Rebuild the model named in a checkpoint's config and load its weights (strict), in eval mode.
+
+    ``overrides`` (dotted ``key=value``) change the stored config first; ``model.params.*`` ones rebuild the model with
+    the new values, which suits inference-time settings (e.g. ``model.params.score_thresh``, Faster R-CNN's
+    ``rpn_post_nms_top_n``). One that changes the architecture fails the strict weight check with a clear error.
+    """
     from kdinspect.models import build_model
 
     ckpt = load_checkpoint(path)
-    cfg = ckpt.config
+    cfg = apply_overrides(ckpt.config, list(overrides)) if overrides else ckpt.config
     classes = ckpt.classes
     params = dict(cfg.model.params)
     if params.get("pretrained"):
         params["pretrained"] = False  # the checkpoint holds every weight; never look for ImageNet files here
     model = build_model(cfg.model.name, cfg.model.num_classes or len(classes), params)
-    missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    after = f" (after the overrides {list(overrides)})" if overrides else ""
+    try:
+        missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    except RuntimeError as err:  # same names, other shapes
+        raise CheckpointError(f"{path}: weights do not match model {cfg.model.name!r}{after}: {err}") from err
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: weights do not match model {cfg.model.name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{path}: weights do not match model {cfg.model.name!r}{after}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
         )
     return LoadedModel(model.to(device).eval(), cfg, classes, ckpt.kind, Path(path), ckpt.state)

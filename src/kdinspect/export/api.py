@@ -8,6 +8,7 @@ as ``<name>.verify.json``, and a failed check raises :class:`ExportCheckError` (
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,7 @@ def export_checkpoint(
     openvino: bool = False,
     threads: int = 1,
     data_root: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to ONNX (and optionally INT8 / OpenVINO IR) and check each file.
 
@@ -149,13 +151,15 @@ def export_checkpoint(
         openvino: also write an OpenVINO IR.
         threads: threads for the runtime check and the INT8 timing.
         data_root: dataset folder for the checks (default: ``data.root`` of the run config).
+        overrides: dotted ``key=value`` changes to the stored config before export, for inference-time settings
+            baked into the graph (e.g. ``model.params.rpn_post_nms_top_n=[1000,100]``); the checks use them too.
 
     Raises:
         ExportCheckError: a parity or metric check failed (the report is still written).
     """
     from kdinspect.export.check import load_val_subset, metric_check
 
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, overrides=overrides)
     if data_root is not None:
         loaded.cfg.data.root = str(data_root)
     size = _input_size(loaded.cfg, loaded.kind, parse_imgsz(imgsz) if not isinstance(imgsz, tuple) else imgsz)
@@ -173,6 +177,8 @@ def export_checkpoint(
         "verify_images": len(inputs),
         "size_mb": round(out.stat().st_size / 1e6, 3),
     }
+    if overrides:
+        report["overrides"] = list(overrides)
     verify_path = out.with_suffix(".verify.json")
     try:
         _parity(loaded, out, inputs, nms, atol, report, "parity")

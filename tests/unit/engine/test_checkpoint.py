@@ -109,3 +109,21 @@ def test_atomic_write_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.M
         save_checkpoint(path, model, cfg, ["c"], "segmentation", trainer_state={"epoch": 2})
     assert load_checkpoint(path).state["trainer"]["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
+
+
+def test_load_model_overrides_rebuild_with_inference_settings(tmp_path: Path) -> None:
+    params = ["backbone=mobilenet_v2", "pretrained=false", "fpn_channels=16", "representation_size=32"]
+    cfg = apply_overrides(RunConfig(), ["model.name=faster_rcnn_fpn", *(f"model.params.{p}" for p in params)])
+    model = build_model("faster_rcnn_fpn", 3, cfg.model.params)
+    path = save_checkpoint(tmp_path / "d.safetensors", model, cfg, ["a", "b", "c"], "detection")
+    assert load_model(path).model.rpn._post_nms_top_n["testing"] == 1000
+    loaded = load_model(path, overrides=["model.params.rpn_post_nms_top_n=[1000,50]", "model.params.score_thresh=0.2"])
+    assert loaded.model.rpn._post_nms_top_n["testing"] == 50 and loaded.model.roi_heads.score_thresh == 0.2
+    assert loaded.cfg.model.params["rpn_post_nms_top_n"] == [1000, 50]
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[k], v)
+    # an override that changes the architecture fails the strict weight check and says which override did it
+    with pytest.raises(CheckpointError, match=r"after the overrides \['model.params.fpn_channels=32'\]"):
+        load_model(path, overrides=["model.params.fpn_channels=32"])
+    with pytest.raises(KeyError, match="unknown config key"):
+        load_model(path, overrides=["model.nope=1"])
