@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,6 @@ from kdinspect.export.api import ExportCheckError, export_checkpoint  # noqa: E4
 from kdinspect.export.check import load_val_subset, metric_check  # noqa: E402
 from kdinspect.export.onnx import export_onnx, inference_module  # noqa: E402
 from kdinspect.export.quantize import quantize_onnx  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
 from kdinspect.utils.io import write_json  # noqa: E402
 
 logger = logging.getLogger("bench.deploy")
@@ -297,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                     logger.exception("YOLO11n at %d failed", res["input_size"][0])
                     yolo[res["input_size"][0]] = {"error": repr(err)}
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(REPO),
-        "environment": environment_info(),
+        **dm.run_record(REPO),
         "threads": args.threads,
         "seeds": "deterministic inputs; no sampling",
         "cpu_peak": peak,
@@ -307,14 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         "missing_checkpoints": missing,
         "failed_models": failed,
         "yolo11n": {str(k): v for k, v in yolo.items()},
-        "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     result["summary"] = deploy_report.summarize(result)
-    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
-    write_json(out, result)
-    out.with_suffix(".md").write_text(deploy_report.markdown(result))
-    logger.info("wrote %s and %s", out, out.with_suffix(".md"))
+    dm.write_results(REPO, args.name, result, deploy_report.markdown, t0)
     return 0
 
 

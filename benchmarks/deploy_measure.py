@@ -5,7 +5,10 @@ per-frame time on a video, the ZeroMQ stream over loopback, the HTTP service und
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +21,33 @@ import torch
 
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult, host_nms, to_input_tensor
 from kdinspect.deploy.stream import encode_jpeg, render
+from kdinspect.utils.env import environment_info, git_commit
+from kdinspect.utils.io import write_json
+
+
+def run_record(repo: Path) -> dict[str, Any]:
+    """What every results file starts with: the command line, the git commit and the environment."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(repo),
+        "environment": environment_info(),
+    }
+
+
+def write_results(
+    repo: Path, name: str, doc: dict[str, Any], markdown: Callable[[dict[str, Any]], str], t0: float
+) -> Path:
+    """Add the wall time since ``t0`` (``time.time()``) and the peak RSS to ``doc``, then write
+    ``benchmarks/results/<name>.json`` and its markdown."""
+    doc |= {
+        "wall_s": round(time.time() - t0, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    out = repo / "benchmarks" / "results" / f"{name}.json"
+    write_json(out, doc)
+    out.with_suffix(".md").write_text(markdown(doc))
+    logging.getLogger("bench").info("wrote %s and %s", out, out.with_suffix(".md"))
+    return out
 
 
 def has_openvino() -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import sys
 import time
 from pathlib import Path
@@ -34,8 +33,6 @@ from kdinspect.engine.checkpoint import load_model  # noqa: E402
 from kdinspect.export.api import export_checkpoint  # noqa: E402
 from kdinspect.export.check import load_val_subset  # noqa: E402
 from kdinspect.export.onnx import inference_module  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
-from kdinspect.utils.io import write_json  # noqa: E402
 
 logger = logging.getLogger("bench.deploy_seg_peer")
 
@@ -180,22 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     ours = [first] + [_ours(Path(c), wd, args, (video, size))[0] for c in args.mcff[1:]]
     peer = _peer(size, video, wd, args)
     doc = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(REPO),
-        "environment": environment_info(),
+        **dm.run_record(REPO),
         "threads": args.threads,
         "cpu_peak": peak,
         "input_size": list(size),
         "video": {"path": str(video), "frames": args.video_frames},
         "ours": ours,
         "yolo11n_seg": peer,
-        "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
-    write_json(out, doc)
-    out.with_suffix(".md").write_text(_markdown(doc))
-    logger.info("wrote %s and %s", out, out.with_suffix(".md"))
+    dm.write_results(REPO, args.name, doc, _markdown, t0)
     return 0
 
 

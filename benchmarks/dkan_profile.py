@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import sys
 import time
 from collections import OrderedDict
@@ -37,8 +36,6 @@ from kdinspect.export.check import load_val_subset  # noqa: E402
 from kdinspect.export.onnx import export_onnx  # noqa: E402
 from kdinspect.fewshot.finetune import evaluate_incremental  # noqa: E402
 from kdinspect.tasks.detection import DetectionTask  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
-from kdinspect.utils.io import write_json  # noqa: E402
 
 logger = logging.getLogger("dkan_profile")
 STAGES = ("backbone", "fpn", "rpn", "roi_heads", "forward")
@@ -168,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in args.threads
     }
     doc = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(REPO),
-        "environment": environment_info(),
+        **dm.run_record(REPO),
         "threads": args.threads,
         "checkpoint": str(ckpt),
         "classes": len(loaded.classes),
@@ -181,13 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": "none drawn (inference only; YOLO11n input from numpy seed 0)",
         "rows": rows,
         "yolo11n": yolo,
-        "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    out = REPO / "benchmarks" / "results" / f"{args.name}.json"
-    write_json(out, doc)
-    out.with_suffix(".md").write_text(_markdown(doc))
-    logger.info("wrote %s and %s", out, out.with_suffix(".md"))
+    dm.write_results(REPO, args.name, doc, _markdown, t0)
     return 0
 
 

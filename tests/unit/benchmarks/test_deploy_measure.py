@@ -1,9 +1,11 @@
 """benchmarks/deploy_measure.py: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs; the
-deployed input size of a checkpoint."""
+deployed input size of a checkpoint; the results writer."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -71,3 +73,14 @@ def test_e2e_per_frame_too_short_video_is_a_clear_error(tmp_path: Path) -> None:
     assert dm.e2e_per_frame(video, lambda rgb: rgb, warmup=1)["n"] == 2
     with pytest.raises(ValueError, match="3 frames read, none left to time after 5 warm-up frames"):
         dm.e2e_per_frame(video, lambda rgb: rgb, warmup=5)
+
+
+def test_write_results_records_provenance_wall_time_and_memory(tmp_path: Path) -> None:
+    t0 = time.time()
+    doc = {**dm.run_record(tmp_path), "figure": 1.5}
+    out = dm.write_results(tmp_path, "x", doc, lambda d: f"# x\n\nfigure {d['figure']}, {d['wall_s']} s\n", t0)
+    saved = json.loads(out.read_text())
+    assert out == tmp_path / "benchmarks" / "results" / "x.json"
+    assert {"command", "git_commit", "environment", "wall_s", "peak_rss_mb"} <= set(saved) and saved["figure"] == 1.5
+    assert saved["wall_s"] >= 0 and saved["peak_rss_mb"] > 0
+    assert out.with_suffix(".md").read_text().startswith("# x\n\nfigure 1.5")
