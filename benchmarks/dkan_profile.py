@@ -118,7 +118,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc["environment"]["packages"].items() if k in VERSIONS) + "  ",
         f"Checkpoint: `{doc['checkpoint']}` ({doc['classes']} classes, the first {doc['num_base']} base); input "
         f"{'x'.join(map(str, doc['input_size']))}; eager stages: median over {doc['runs']} passes through "
-        f"{doc['images']} test images at batch 1; AP: VOC07 AP50 on all {doc['rows'][0]['test_images']} test images  ",
+        f"{doc['images']} test images at batch 1; ONNX Runtime: the exported graph on the first of them, median over "
+        f"{doc['runs']} runs; AP: VOC07 AP50 on all {doc['rows'][0]['test_images']} test images  ",
         f"Wall time: {doc['wall_s']} s; peak RSS {doc['peak_rss_mb']} MB",
         "",
         head + " |",
