@@ -74,32 +74,27 @@ def _stage_times(model: Any, images: list[torch.Tensor], runs: int) -> dict[str,
     return out
 
 
-def _profile(ckpt: Path, proposals: int, args: argparse.Namespace, wd: Path) -> dict[str, Any]:
-    loaded = load_model(ckpt)
-    train_top_n = list(loaded.cfg.model.params.get("rpn_post_nms_top_n", [1000, 1000]))
+def _profile(
+    base: Any, images: list[torch.Tensor], loader: Any, proposals: int, args: argparse.Namespace, wd: Path
+) -> dict[str, Any]:
+    """One proposal count: ``base`` (the checkpoint as saved) rebuilt with it, timed, exported, timed and evaluated."""
+    train_top_n = list(base.cfg.model.params.get("rpn_post_nms_top_n", [1000, 1000]))
     override = f"model.params.rpn_post_nms_top_n=[{train_top_n[0]},{proposals}]"
-    loaded = load_model(ckpt, overrides=[override])
-    size = (loaded.cfg.data.imgsz, loaded.cfg.data.imgsz)
-    samples = load_val_subset(loaded, args.images)
-    images = [torch.nn.functional.interpolate(s.image[None], size=size, mode="bilinear") for s in samples]
+    model = load_model(base.path, overrides=[override]).model
+    size = tuple(images[0].shape[-2:])
     row: dict[str, Any] = {"proposals": proposals, "override": override, "input_size": list(size)}
     for t in args.threads:
         torch.set_num_threads(t)
-        row[f"eager_ms_{t}t"] = _stage_times(loaded.model, images, args.runs)
-    onnx_path = export_onnx(
-        loaded.model, wd / f"dkan_p{proposals}.onnx", size, "detection", loaded.classes, loaded.cfg.model.name
-    )
+        row[f"eager_ms_{t}t"] = _stage_times(model, images, args.runs)
+    onnx_path = export_onnx(model, wd / f"dkan_p{proposals}.onnx", size, "detection", base.classes, base.cfg.model.name)
     x1 = images[0].numpy().astype(np.float32)
     for t in args.threads:
         row[f"ort_fp32_ms_{t}t"] = dm.latency("onnx_fp32", onnx_path, t, x1, None, args.runs)["batch1"]["median_ms"]
     torch.set_num_threads(max(args.threads))
-    cfg = loaded.cfg
-    ds = build_dataset(cfg.data, "val", "detection", train=False, seed=cfg.train.seed)
-    loader = build_loader(ds, cfg.train.batch_size, False, cfg.train.seed, 0)
     t0 = time.perf_counter()
-    m = evaluate_incremental(DetectionTask(loaded.model, loaded.classes), loader, args.num_base)
+    m = evaluate_incremental(DetectionTask(model, base.classes), loader, args.num_base)
     row |= {k: round(m[k], 4) for k in ("ap_base", "ap_novel", "ap_all", "coco_mAP50")}
-    row |= {"test_images": len(ds), "eval_s": round(time.perf_counter() - t0, 1)}
+    row |= {"test_images": len(loader.dataset), "eval_s": round(time.perf_counter() - t0, 1)}
     logger.info("proposals %d: %s", proposals, row)
     return row
 
@@ -156,9 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     wd = Path(args.work)
     wd.mkdir(parents=True, exist_ok=True)
     ckpt = Path(args.checkpoint)
-    rows = [_profile(ckpt, k, args, wd) for k in args.proposals]
     loaded = load_model(ckpt)
-    size = tuple(rows[0]["input_size"])
+    size = (loaded.cfg.data.imgsz, loaded.cfg.data.imgsz)
+    samples = load_val_subset(loaded, args.images)
+    images = [torch.nn.functional.interpolate(s.image[None], size=size, mode="bilinear") for s in samples]
+    cfg = loaded.cfg
+    ds = build_dataset(cfg.data, "val", "detection", train=False, seed=cfg.train.seed)
+    loader = build_loader(ds, cfg.train.batch_size, False, cfg.train.seed, 0)
+    rows = [_profile(loaded, images, loader, k, args, wd) for k in args.proposals]
     yolo_path = dm.export_yolo11n(len(loaded.classes), size[0], wd)
     x1 = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
     yolo = {
