@@ -26,7 +26,7 @@ from kdinspect.config import DataConfig
 from kdinspect.data import build_dataset
 from kdinspect.data.check import check_dataset
 from kdinspect.data.synthetic import generate_detection_dataset, generate_segmentation_dataset
-from kdinspect.utils.env import environment_info, git_commit
+from kdinspect.utils.env import environment_info, git_commit, require_clean_tree
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"neu-det": "voc", "deeppcb": "deeppcb", "deepcrack": "deepcrack", "crackforest": "crackforest"}
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=128, help="samples per throughput case")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    if args.out.resolve() == (REPO / "benchmarks" / "results").resolve():
+        require_clean_tree(REPO)  # results are written from a committed tree only
     shared = Path(os.environ.get("KDINSPECT_SHARED_DATA", REPO.parent / "shared" / "datasets"))
     torch.set_num_threads(1)
     import PIL

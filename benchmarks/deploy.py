@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the models already measured by an interrupted run of the same --name (WORK/NAME.partial.json)",
     )
     args = p.parse_args(argv)
+    from kdinspect.utils.env import require_clean_tree
+
+    require_clean_tree(REPO)  # results are written from a committed tree only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.time()
     peak = dm.cpu_peak(args.threads)

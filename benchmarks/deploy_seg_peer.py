@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "deploy_seg_peer"))
     p.add_argument("--name", default="deploy_seg_peer", help="results file stem under benchmarks/results/")
     args = p.parse_args(argv)
+    from kdinspect.utils.env import require_clean_tree
+
+    require_clean_tree(REPO)  # results are written from a committed tree only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.time()
     wd = Path(args.work)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from kdinspect.fewshot import load_protocol, markdown_table, protocol_jobs, summarize  # noqa: E402
 from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir, job_running  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
+from kdinspect.utils.env import environment_info, git_commit, require_clean_tree  # noqa: E402
 from kdinspect.utils.io import write_json  # noqa: E402
 
 
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll", type=float, default=10.0, help="seconds between job status checks")
     p.add_argument("--report-only", action="store_true", help="only aggregate finished jobs")
     args = p.parse_args(argv)
+    require_clean_tree(REPO)  # results are written from a committed tree only
     args.t0 = time.perf_counter()
     args.command_line = "python benchmarks/dkan.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     os.chdir(REPO)

@@ -23,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from kdinspect.utils.env import git_commit  # noqa: E402
+from kdinspect.utils.env import git_commit, require_clean_tree  # noqa: E402
 from kdinspect.utils.io import write_json  # noqa: E402
 
 METRICS = ("ap_base", "ap_novel", "ap_all")
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="dkan")
     p.add_argument("--name", required=True, help="output stem under benchmarks/results/")
     args = p.parse_args(argv)
+    require_clean_tree(REPO)  # results are written from a committed tree only
     res = REPO / "benchmarks" / "results"
     docs = {}
     for stem in (args.default, args.switched):

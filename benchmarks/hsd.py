@@ -440,6 +440,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from kdinspect.utils.env import require_clean_tree
+
+    if not getattr(args, "smoke", 0):
+        require_clean_tree(REPO)  # results are written from a committed tree only
     if args.job:
         run_job(args, args.job)
         return 0

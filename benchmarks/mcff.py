@@ -40,7 +40,7 @@ from mcff_pack import ARCH_CKPT, pack, unpack  # noqa: E402
 
 from kdinspect.config import load_config  # noqa: E402
 from kdinspect.distill.soft_labels import soft_label_dirs  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit  # noqa: E402
+from kdinspect.utils.env import environment_info, git_commit, require_clean_tree  # noqa: E402
 
 T1 = 10.0
 ROWS = (
@@ -454,6 +454,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_clean_tree(REPO)  # results are written from a committed tree only
     t0, ds = time.perf_counter(), args.dataset
     work = Path(args.work or REPO / "benchmarks" / "work" / f"mcff_{ds}{'_smoke' if args.smoke else ''}").resolve()
     if args.pack:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kdinspect.config import RunConfig, dump_config
+from kdinspect.config import RunConfig, dump_config, resolve_config
 from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
@@ -119,14 +119,31 @@ def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> l
     ]
 
 
-def train(cfg: RunConfig, callbacks: Sequence[Callback] = (), progress: bool = True) -> TrainResult:
+def train(
+    cfg: RunConfig | str | Path,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    *,
+    overrides: Sequence[str] = (),
+    **fields: Any,
+) -> TrainResult:
     """Train the model described by ``cfg`` (distilling from ``cfg.distill.teacher`` if set).
+
+    ``cfg`` is a :class:`RunConfig` or the path of a run YAML. ``overrides`` are dotted ``key=value`` strings as on
+    the command line (``["model.params.width=4"]``); keyword arguments set one field each, by its name when that is
+    unique (``epochs=3``, ``lr=0.005``, ``teacher="runs/t/best.safetensors"``) or as ``section__field`` when it is not
+    (``train__name="my_run"``, ``data__root="/data/cracks"``)::
+
+        kdinspect.train("configs/demo/seg_unet.yaml", epochs=3, train__name="try1")
 
     Writes the run folder ``cfg.train.out_dir/cfg.train.name`` (config, checkpoints, CSV logs, curves, final
     evaluation of the best checkpoint under ``eval/``). Under ``torchrun`` it trains with DDP. With
     ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode.
     """
     t0 = time.perf_counter()
+    cfg = resolve_config(cfg, list(overrides), **fields)
+    if cfg.data.root and not cfg.data.format.startswith("synthetic") and not Path(cfg.data.root).exists():
+        raise FileNotFoundError(f"data.root {cfg.data.root} does not exist")
     dist_info = init_distributed(cfg.train.device)
     set_deterministic(cfg.train.deterministic)
     threads = configure_threads(cfg.train.threads)

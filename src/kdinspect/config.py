@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -30,7 +31,9 @@ __all__ = [
     "config_from_dict",
     "dump_config",
     "load_config",
+    "resolve_config",
     "section_from_dict",
+    "with_fields",
 ]
 
 
@@ -167,6 +170,13 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+def _unknown_key(key: str, valid: list[str] | set[str], prefix: str = "") -> str:
+    """``unknown config key 'train.epoch' (did you mean 'train.epochs'?)``, else the valid keys."""
+    close = difflib.get_close_matches(key, sorted(valid), n=1)
+    hint = f"did you mean {prefix + close[0]!r}?" if close else f"valid keys: {', '.join(sorted(valid))}"
+    return f"unknown config key {prefix + key!r} ({hint})"
+
+
 def _build_section(cls: type, data: Any, prefix: str, base_dir: Path | None) -> Any:
     if isinstance(data, str) and data.endswith((".yaml", ".yml")):
         path = Path(data) if base_dir is None or Path(data).is_absolute() else base_dir / data
@@ -179,7 +189,7 @@ def _build_section(cls: type, data: Any, prefix: str, base_dir: Path | None) -> 
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise KeyError(f"unknown config key(s) {[f'{prefix}{k}' for k in unknown]}; valid keys: {sorted(known)}")
+        raise KeyError("; ".join(_unknown_key(k, known, prefix) for k in unknown))
     kwargs = {}
     for name, value in data.items():
         annotation = hints[name]
@@ -230,13 +240,15 @@ def apply_overrides(cfg: _T, overrides: list[str] | None) -> _T:
         node = data
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node, dict) or part not in node:
-                raise KeyError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
+                where = ".".join(parts[:i])
+                valid = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
+                raise KeyError(_unknown_key(part, valid, f"{where}." if where else "") + f" in override {item!r}")
             node = node[part]
         leaf = parts[-1]
         in_params = len(parts) >= 2 and parts[-2] == "params"
         if not isinstance(node, dict) or (leaf not in node and not in_params):
             valid = sorted(node) if isinstance(node, dict) else []
-            raise KeyError(f"unknown config key {key!r}; valid keys here: {valid}")
+            raise KeyError(_unknown_key(leaf, valid, ".".join(parts[:-1]) + "."))
         node[leaf] = _parse_scalar(raw)
     return _build_section(type(cfg), data, "", None)
 
@@ -249,6 +261,43 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         cfg = config_from_dict(_read_yaml(path), base_dir=path.parent)
     return apply_overrides(cfg, overrides)
+
+
+def with_fields(cfg: RunConfig, **fields: Any) -> RunConfig:
+    """Return a copy of ``cfg`` with keyword overrides: ``epochs=3`` sets the one field of that name in any section
+    (``train.epochs``); a name found in several sections (``name``, ``params``, ...) is given as ``section__field``
+    (``train__name="my_run"``, ``model__params={"width": 4}``). Values keep their Python type and are type-checked."""
+    data = asdict(cfg)
+    for key, value in fields.items():
+        if "__" in key:
+            section, leaf = key.split("__", 1)
+            if section not in data or not isinstance(data[section], dict):
+                raise KeyError(_unknown_key(section, [k for k, v in data.items() if isinstance(v, dict)]))
+            if leaf not in data[section]:
+                raise KeyError(_unknown_key(leaf, data[section], f"{section}."))
+        else:
+            owners = [sec for sec, body in data.items() if isinstance(body, dict) and key in body]
+            if key in data and not isinstance(data[key], dict):
+                owners = [""]
+            if not owners:
+                every = {k for body in data.values() if isinstance(body, dict) for k in body}
+                raise KeyError(_unknown_key(key, every))
+            if len(owners) > 1:
+                options = ", ".join(f"{o}__{key}" for o in owners)
+                raise KeyError(f"config field {key!r} is in several sections; name one: {options}")
+            section, leaf = owners[0], key
+        if section:
+            data[section][leaf] = value
+        else:
+            data[leaf] = value
+    return _build_section(RunConfig, data, "", None)
+
+
+def resolve_config(cfg: RunConfig | str | Path, overrides: list[str] | None = None, **fields: Any) -> RunConfig:
+    """A :class:`RunConfig` from a config object or a YAML path, with dotted ``key=value`` overrides and keyword
+    overrides (see :func:`with_fields`) applied in that order."""
+    run = load_config(cfg, overrides) if isinstance(cfg, (str, Path)) else apply_overrides(cfg, overrides)
+    return with_fields(run, **fields) if fields else run
 
 
 def dump_config(cfg: RunConfig, path: str | Path | None = None) -> str:

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        logger.error("%s: %s", type(err).__name__, msg)
+        logger.error("%s (--debug shows the traceback)", msg)
         return 2
 
 

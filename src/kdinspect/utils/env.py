@@ -61,6 +61,19 @@ def git_commit(path: str | Path = ".") -> str:
         return os.environ.get("KDINSPECT_GIT_COMMIT", "unknown")
 
 
+def require_clean_tree(path: str | Path = ".") -> str:
+    """The commit a benchmark's results will name; exits with a clear message when the tree has uncommitted changes
+    to tracked files, since such a results file could not be reproduced from any commit. ``KDINSPECT_ALLOW_DIRTY=1``
+    lets it run anyway (the file then records ``<sha>+dirty``)."""
+    commit = git_commit(path)
+    if commit.endswith("+dirty") and os.environ.get("KDINSPECT_ALLOW_DIRTY") != "1":
+        raise SystemExit(
+            f"refusing to write benchmark results from {Path(path).resolve()}: tracked files have uncommitted changes "
+            "(see `git status`). Commit them first, or set KDINSPECT_ALLOW_DIRTY=1 (the results will say '+dirty')."
+        )
+    return commit
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for name in _PACKAGES:
