@@ -23,6 +23,7 @@ from kdinspect.cli import (
     softlabels_cmd,
     stream_cmd,
     train_cmd,
+    weights_cmd,
 )
 from kdinspect.utils.logging import setup_logging
 
@@ -46,6 +47,7 @@ COMMANDS: list[ModuleType] = [
     receive_cmd,
     serve_cmd,
     keys_cmd,
+    weights_cmd,
 ]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.

