@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,13 @@ def _transform(loaded: LoadedModel) -> Any:
 
 def _batches(
     files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]]
-) -> Iterator[tuple[Batch, np.ndarray]]:
+) -> Iterator[tuple[Batch, np.ndarray, float]]:
     from kdinspect.data import collate
     from kdinspect.data.structures import Sample
 
     tf = _transform(loaded)
     for path in files:
+        t0 = time.perf_counter()
         try:
             image = load_image(path)
         except ImageReadError as err:
@@ -58,7 +60,8 @@ def _batches(
             img, mask, _, scale = tf(image, np.zeros((h, w), np.uint8))
             target = SegTarget(mask)
         meta = ImageMeta(str(path), path.stem, (h, w), tuple(img.shape[-2:]), scale)
-        yield collate([Sample(img, target, meta)]), image
+        batch = collate([Sample(img, target, meta)])
+        yield batch, image, (time.perf_counter() - t0) * 1e3
 
 
 @torch.no_grad()
@@ -81,8 +84,10 @@ def predict(
     out = Path(out_dir) if out_dir else None
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for batch, image in _batches(files, loaded, errors):
+    for batch, image, pre_ms in _batches(files, loaded, errors):
+        t1 = time.perf_counter()
         pred = task.predict(batch.to(device))[0]
+        t2 = time.perf_counter()
         meta = batch.metas[0]
         res: dict[str, Any] = {"image": meta.path, "width": meta.orig_size[1], "height": meta.orig_size[0]}
         if loaded.kind == "detection":
@@ -112,6 +117,11 @@ def predict(
             dst = out / "overlays" / f"{Path(meta.path).stem}.jpg"
             cv2.imwrite(str(dst), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
             res["overlay"] = str(dst)
+        res["ms"] = {
+            "pre": round(pre_ms, 2),
+            "inference": round((t2 - t1) * 1e3, 2),
+            "post": round((time.perf_counter() - t2) * 1e3, 2),
+        }
         results.append(res)
     results += errors
     if out is not None:

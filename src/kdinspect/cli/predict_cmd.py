@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+from collections import Counter
 from pathlib import Path
 
 from kdinspect.cli.common import add_device, add_overrides
@@ -64,10 +64,49 @@ def run(args: argparse.Namespace) -> int:
             args.device or "cpu",
             args.overrides,
         )
-    for r in results:
-        summary = {k: v for k, v in r.items() if k in ("image", "error", "defect_ratio")}
-        if "detections" in r:
-            summary["detections"] = len(r["detections"])
-        print(json.dumps(summary))
-    print(f"results: {out / 'results.json'}")
+    for line in console_lines(results):
+        print(line)
+    print(f"results: {out / 'results.json'}" + ("" if args.no_overlays else f", overlays: {out / 'overlays'}"))
     return 0
+
+
+def _counts(dets: list[dict]) -> Counter:
+    return Counter(d.get("class", str(d.get("label"))) for d in dets)
+
+
+def console_lines(results: list[dict]) -> list[str]:
+    """One line per image (what was found, and the pre-processing / inference / post-processing time) and a total."""
+    lines, total, times, found, bad = [], Counter(), [], 0, 0
+    for r in results:
+        name = Path(r.get("image") or r.get("video", "?")).name + (f" #{r['frame']}" if "frame" in r else "")
+        if "error" in r:
+            bad += 1
+            lines.append(f"{name}: not read ({r['error']})")
+            continue
+        if "detections" in r:
+            c = _counts(r["detections"])
+            total += c
+            found += sum(c.values())
+            what = ", ".join(f"{n} {k}" for k, n in sorted(c.items())) or "no detections"
+        else:
+            ratio = float(r.get("defect_ratio", 0.0))
+            found += ratio > 0
+            what = f"defect {100 * ratio:.2f} % of pixels" if ratio > 0 else "no defect pixels"
+        ms = r.get("ms", {})
+        if ms:
+            times.append(ms)
+            what += " (" + ", ".join(f"{ms[k]:.1f} ms {k}" for k in ("pre", "inference", "post")) + ")"
+        lines.append(f"{name}: {what}")
+    n = len(results) - bad
+    if total:
+        summary = f"{sum(total.values())} detections (" + ", ".join(f"{k} {v}" for k, v in sorted(total.items())) + ")"
+    else:
+        summary = f"defects in {found} image(s)" if not any("detections" in r for r in results) else "no detections"
+    speed = ""
+    if times:
+        mean = {k: sum(t[k] for t in times) / len(times) for k in ("pre", "inference", "post")}
+        speed = (
+            f"; per image {mean['pre']:.1f} ms pre, {mean['inference']:.1f} ms inference, {mean['post']:.1f} ms post"
+        )
+    lines.append(f"{n} image(s): {summary}" + (f", {bad} not read" if bad else "") + speed)
+    return lines

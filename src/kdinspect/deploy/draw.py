@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["Window", "color_for", "draw_detections", "overlay_mask"]
+__all__ = ["Window", "color_for", "draw_detections", "label_boxes", "overlay_mask"]
 
 _PALETTE = [
     (230, 25, 75),
@@ -53,17 +53,47 @@ def draw_detections(
     t = thickness or max(1, round(min(h, w) / 250))
     font = max(0.35, min(h, w) / 900)
     boxes, scores, labels = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()
+    texts, sizes = [], []
     for box, score, label in zip(boxes, scores, labels):
         x1, y1, x2, y2 = (round(float(v)) for v in box)
-        color = color_for(int(label))
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color_for(int(label)), t, cv2.LINE_AA)
         name = classes[int(label)] if 0 <= int(label) < len(classes) else str(int(label))
-        text = f"{name} {float(score):.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
-        ty = max(y1, th + base + 1)
-        cv2.rectangle(out, (x1, ty - th - base - 1), (x1 + tw + 2, ty), color, -1)
-        cv2.putText(out, text, (x1 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1, cv2.LINE_AA)
+        texts.append(f"{name} {float(score):.2f}")
+        (tw, th), base = cv2.getTextSize(texts[-1], cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        sizes.append((tw + 2, th + base + 1, base))
+    # labels after all boxes, each where it overlaps no earlier label (so none is drawn over another or a box line)
+    for (lx, ly, lw, lh), text, label, (_, _, base) in zip(
+        label_boxes(boxes, [(s[0], s[1]) for s in sizes], (h, w)), texts, labels, sizes
+    ):
+        cv2.rectangle(out, (lx, ly), (lx + lw, ly + lh), color_for(int(label)), -1)
+        cv2.putText(out, text, (lx + 1, ly + lh - base), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1, cv2.LINE_AA)
     return out
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def label_boxes(
+    boxes: np.ndarray, sizes: Sequence[tuple[int, int]], image_size: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """Where each box's label goes, as ``(x, y, w, h)`` rectangles inside the image that do not overlap.
+
+    A label sits just above its box if that spot is free, else just inside its top edge, else below the box, else it
+    moves down (then up) in label-height steps from above the box until it finds a free spot; only when the image
+    has no free spot left does it overlap (at the first candidate).
+    """
+    h_img, w_img = image_size
+    placed: list[tuple[int, int, int, int]] = []
+    for box, (lw, lh) in zip(np.asarray(boxes).reshape(-1, 4), sizes):
+        x1, y1, _, y2 = (round(float(v)) for v in box)
+        x = min(max(0, x1), max(0, w_img - lw))
+        steps = range(1, max(1, h_img // max(lh, 1)) + 1)
+        cands = [y1 - lh, y1, y2, *(y1 - lh + k * lh for k in steps), *(y1 - lh - k * lh for k in steps)]
+        cands = [min(max(0, y), max(0, h_img - lh)) for y in cands]
+        spot = next(((x, y, lw, lh) for y in cands if not any(_overlaps((x, y, lw, lh), p) for p in placed)), None)
+        placed.append(spot or (x, cands[0], lw, lh))
+    return placed
 
 
 def overlay_mask(

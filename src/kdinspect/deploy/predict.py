@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,17 @@ logger = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
-def _save(out: Path | None, name: str, image: Any, result: Any, model: OrtModel, overlays: bool) -> dict[str, Any]:
+def _save(
+    out: Path | None, name: str, image: Any, result: Any, model: OrtModel, overlays: bool, read_ms: float = 0.0
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
     res = result.to_json()
+    timing = model.last_timing
+    res["ms"] = {
+        "pre": round(read_ms + timing.get("preprocess_ms", 0.0), 2),
+        "inference": round(timing.get("inference_ms", 0.0), 2),
+        "post": round(timing.get("postprocess_ms", 0.0), 2),
+    }
     if out is None:
         return res
     if overlays:
@@ -33,6 +43,7 @@ def _save(out: Path | None, name: str, image: Any, result: Any, model: OrtModel,
         (out / "masks").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / "masks" / f"{name}.png"), result.mask.astype("uint8") * 255)
         res["mask"] = str(out / "masks" / f"{name}.png")
+    res["ms"]["post"] = round(res["ms"]["post"] + (time.perf_counter() - t0) * 1e3, 2)  # + drawing and writing
     return res
 
 
@@ -80,13 +91,16 @@ def predict_files(
         if src.is_file() and src.suffix.lower() not in IMAGE_EXTENSIONS:
             raise ValueError(f"{src}: unsupported file type; images {IMAGE_EXTENSIONS} or videos {VIDEO_EXTENSIONS}")
         for path in list_images(src):
+            t0 = time.perf_counter()
             try:
                 image = read_image(path)
             except ImageDecodeError as err:
                 logger.warning("skipping %s", err)
                 results.append({"image": str(path), "error": err.reason})
                 continue
-            results.append({"image": str(path)} | _save(out, path.stem, image, model.predict(image), model, overlays))
+            read_ms = (time.perf_counter() - t0) * 1e3
+            result = model.predict(image)
+            results.append({"image": str(path)} | _save(out, path.stem, image, result, model, overlays, read_ms))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps({"model": str(model_path), "results": results}, indent=1) + "\n")
