@@ -10,7 +10,7 @@ from collections.abc import Callable
 from kdinspect.distill.distiller import Distiller, freeze
 from kdinspect.distill.dkan import DKANDistiller, build_dkan
 from kdinspect.distill.ld import HSDDistiller, build_hsd_ld
-from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl, pixel_kd_kl
+from kdinspect.distill.losses import channel_wise_divergence, feature_mse, kd_kl
 from kdinspect.distill.mcff_kd import MCFFDistiller, build_mcff_kd
 from kdinspect.distill.pixel_kd import PixelKD, build_pixel_kd
 from kdinspect.distill.taps import FeatureTaps
@@ -27,7 +27,6 @@ __all__ = [
     "feature_mse",
     "freeze",
     "kd_kl",
-    "pixel_kd_kl",
 ]
 
 DISTILLERS: dict[str, Callable[..., Distiller]] = {

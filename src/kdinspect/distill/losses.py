@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["channel_wise_divergence", "feature_mse", "kd_kl", "pixel_kd_kl"]
+__all__ = ["channel_wise_divergence", "feature_mse", "kd_kl"]
 
 
 def kd_kl(
@@ -33,18 +33,6 @@ def kd_kl(
     if reduction == "batchmean":
         return kl.sum() / max(kl.numel(), 1)
     raise ValueError(f"reduction {reduction!r} not in ['batchmean', 'mean', 'sum', 'none']")
-
-
-def pixel_kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Per-pixel KD over the channel axis, averaged over pixels.
-
-    Args:
-        student_logits: (B, C, H, W) logits; C >= 2 (use two channels [bg, fg] for binary maps).
-        teacher_logits: (B, C, H, W) logits.
-    """
-    s = student_logits.permute(0, 2, 3, 1).reshape(-1, student_logits.shape[1])  # (B*H*W, C)
-    t = teacher_logits.permute(0, 2, 3, 1).reshape(-1, teacher_logits.shape[1])
-    return kd_kl(s, t, temperature, reduction="batchmean")
 
 
 def channel_wise_divergence(student: Tensor, teacher: Tensor, tau: float = 1.0) -> Tensor:

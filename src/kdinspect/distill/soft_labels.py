@@ -26,7 +26,6 @@ __all__ = [
     "SOFT_FORMATS",
     "SOFT_OUTPUTS",
     "quantize_8bit",
-    "read_soft_label_info",
     "soft_label_dirs",
     "write_soft_label",
     "write_soft_label_info",
@@ -86,9 +85,3 @@ def write_soft_label_info(out_dir: str | Path, info: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=2))
     return path
-
-
-def read_soft_label_info(out_dir: str | Path) -> dict[str, Any]:
-    """Read ``soft_labels.json`` of a soft-label folder ({} if absent)."""
-    path = Path(out_dir) / INFO_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}

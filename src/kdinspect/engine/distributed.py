@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "barrier", "cleanup", "init_distributed", "is_main", "reduce_mean"]
+__all__ = ["DistInfo", "barrier", "cleanup", "init_distributed", "is_main"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +52,6 @@ def is_main() -> bool:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
-
-
-def reduce_mean(value: torch.Tensor) -> torch.Tensor:
-    """Average a tensor over processes (identity without a process group)."""
-    if not dist.is_initialized():
-        return value
-    value = value.detach().clone()
-    dist.all_reduce(value)
-    return value / dist.get_world_size()
 
 
 def cleanup() -> None:

@@ -1,4 +1,5 @@
-"""The HSD paper's image-level "fault accuracy" (seed-systems.md §1.7).
+"""The HSD paper's image-level "fault accuracy" (Zhang et al., Advanced Engineering Informatics 2023,
+arXiv:2307.00701; the protocol of its released evaluation code).
 
 The released protocol keeps the top-1 box of each image and, for a score threshold t, counts an image as
 "fault predicted" when that box scores >= t. Then, over N images:

@@ -1,7 +1,7 @@
 """Table I of the DKAN paper (Sun et al. 2022, NEU-DET incremental few-shot detection), VOC07 AP50 as fractions.
 
-Transcribed from the image ``resources/results.png`` of the official repository (Chan-Sun/DKAN @ 662f496), see
-``../shared/reference/seed-systems.md`` section 3.5. The paper does not state whether these are single runs or means.
+Transcribed from the image ``resources/results.png`` of the official repository (Chan-Sun/DKAN @ 662f496), paper:
+Sun, Gao, Li, Gao, arXiv:2209.00519. The paper does not state whether these are single runs or means.
 """
 
 from __future__ import annotations

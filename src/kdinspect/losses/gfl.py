@@ -1,5 +1,6 @@
-"""GFL-family detection losses as pure functions (seed-systems.md §1.4): sigmoid BCE, quality focal loss, GIoU,
-distribution focal loss and the localisation-distillation KL. Box helpers for distance <-> box conversion.
+"""GFL-family detection losses as pure functions (Li et al., "Generalized Focal Loss", NeurIPS 2020,
+arXiv:2006.04388; weights and normalisations as in the HSD paper, arXiv:2307.00701): sigmoid BCE, quality focal
+loss, GIoU, distribution focal loss and the localisation-distillation KL. Box helpers for distance <-> box conversion.
 
 Every per-sample loss returns one value per row (``reduction`` is left to the caller, who applies the HSD weights and
 normalisations).

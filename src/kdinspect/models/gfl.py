@@ -1,4 +1,6 @@
-"""GFL (GFocal v1) one-stage detector with ATSS assignment: the HSD teacher and student (seed-systems.md §1).
+"""GFL (GFocal v1) one-stage detector with ATSS assignment: the HSD teacher and student.
+
+GFL: Li et al., arXiv:2006.04388; ATSS: Zhang et al., arXiv:1912.02424; HSD: Zhang et al., arXiv:2307.00701.
 
 ``GFL(backbone, neck, head)``: in train mode ``forward(images, targets)`` returns the weighted losses ``loss_cls``
 (FC), ``loss_bbox`` (FR, GIoU), ``loss_dfl`` (FD); in eval mode ``forward(images)`` returns ``list[Detections]`` in

@@ -1,4 +1,5 @@
-"""Builders of the HSD teacher (backbone + FPN + HKH) and student (backbone + HKN + HKH), seed-systems.md §1.1.
+"""Builders of the HSD teacher (backbone + FPN + HKH) and student (backbone + HKN + HKH)
+(Zhang et al., Advanced Engineering Informatics 2023, arXiv:2307.00701).
 
 The paper pairs a ResNet-18 teacher and a ResNet-18 student ("self" distillation; the heterogeneity is the neck).
 ``backbone`` also accepts the CPU-friendly MobileNetV2/V3 of ``BACKBONES``, and ``channels`` narrows the neck and head

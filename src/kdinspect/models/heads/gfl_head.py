@@ -1,4 +1,5 @@
-"""HKH: the GFL head of HSD (teacher and student), seed-systems.md §1.3.
+"""HKH: the GFL head of HSD, teacher and student (Zhang et al., Advanced Engineering Informatics 2023,
+arXiv:2307.00701; its released ``hsd_head.py``).
 
 Per pyramid level, shared across levels: a classification tower and a regression tower, each ``stacked`` (3) blocks
 of [depthwise 5x5 (no bias) -> GN(32) -> ReLU -> pointwise 1x1 (no bias) -> GN(32) -> ReLU]; then ``gfl_cls`` (3x3

@@ -15,7 +15,7 @@ from torch import nn
 
 from kdinspect.models.mcff.blocks import ConvSum, ResidualBlock, Stride2Conv, Upsample2xConvT, conv, norm_layer
 
-__all__ = ["PATHS", "build_path", "dilated_path", "rectangular_path", "standard_path"]
+__all__ = ["PATHS", "dilated_path", "rectangular_path", "standard_path"]
 
 
 def _rect_pair(in_ch: int, out_ch: int, long: tuple[int, int], short: tuple[int, int]) -> nn.Module:
@@ -154,10 +154,3 @@ def rectangular_path(
 
 
 PATHS = {"h": standard_path, "x": dilated_path, "y": rectangular_path}
-
-
-def build_path(name: str, **kwargs: object) -> nn.Sequential:
-    """Build path ``h`` (standard), ``x`` (dilated) or ``y`` (rectangular)."""
-    if name not in PATHS:
-        raise KeyError(f"unknown MCFF path {name!r}; valid: {sorted(PATHS)}")
-    return PATHS[name](**kwargs)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""HKN, the Heterogeneous Knowledge Neck of the HSD student (seed-systems.md §1.2).
+"""HKN, the Heterogeneous Knowledge Neck of the HSD student (Zhang et al., Advanced Engineering Informatics
+2023, arXiv:2307.00701; its released ``hkn.py``).
 
 HKN keeps the FPN wiring (C3..C5 laterals 1x1 with bias, nearest top-down sum, P6/P7 from the last output with no
 ReLU) but its output and extra convs are depthwise-separable 7x7 convs (depthwise 7x7 + pointwise 1x1, both with bias,
