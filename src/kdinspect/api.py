@@ -16,7 +16,7 @@ from kdinspect.config import RunConfig, dump_config, resolve_config
 from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
-from kdinspect.engine.optim import LRSchedule, build_optimizer
+from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
 from kdinspect.engine.sampling import EpochBatchSampler
 from kdinspect.engine.trainer import Callback, Trainer, TrainState
 from kdinspect.evaluation.runner import evaluate_task
@@ -210,8 +210,18 @@ def _build_trainer(
     optimizer = build_optimizer(task.trainable(), t)
     iters = len(train_loader.batch_sampler)  # type: ignore[arg-type]
     total = t.max_iters or iters * t.epochs
+    warmup = capped_warmup(t.warmup_iters, total, t.warmup_max_frac)
+    if warmup < t.warmup_iters:
+        logger.warning(
+            "train.warmup_iters %d is more than %.0f %% of this run's %d iterations: warming up for %d "
+            "(train.warmup_max_frac=0 keeps the full warm-up)",
+            t.warmup_iters,
+            100 * t.warmup_max_frac,
+            total,
+            warmup,
+        )
     schedule = LRSchedule(
-        optimizer, t.scheduler, iters, total, t.milestones, t.gamma, t.warmup_iters, t.warmup_ratio, t.patience
+        optimizer, t.scheduler, iters, total, t.milestones, t.gamma, warmup, t.warmup_ratio, t.patience
     )
 
     eval_dir = cfg.run_dir / "eval"

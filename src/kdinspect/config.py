@@ -82,6 +82,7 @@ class TrainConfig:
     patience: int = 5  # plateau: epochs without improvement before decaying
     warmup_iters: int = 0  # linear warm-up iterations
     warmup_ratio: float = 0.001  # warm-up start factor
+    warmup_max_frac: float = 0.25  # warm-up is capped at this fraction of the run's iterations (0 = no cap)
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     seed: int = 0  # global seed (data order, augmentation, init)
     deterministic: bool = False  # deterministic algorithms (bit-exact resume on CPU)

@@ -11,7 +11,7 @@ from torch import nn
 
 from kdinspect.config import TrainConfig
 
-__all__ = ["LRSchedule", "build_optimizer", "param_groups"]
+__all__ = ["LRSchedule", "build_optimizer", "capped_warmup", "param_groups"]
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULERS = ("step", "cosine", "plateau", "none")
@@ -49,6 +49,14 @@ def build_optimizer(params: Iterable[Any] | nn.Module, cfg: TrainConfig) -> torc
             weight_decay=cfg.weight_decay,
         )
     raise ValueError(f"optimizer {cfg.optimizer!r} not in {list(OPTIMIZERS)}")
+
+
+def capped_warmup(warmup_iters: int, total_iters: int, max_frac: float) -> int:
+    """The warm-up length actually used: ``warmup_iters``, but at most ``max_frac`` of the run (0 = no cap), so a
+    short run is not spent mostly warming up."""
+    if max_frac <= 0:
+        return warmup_iters
+    return min(warmup_iters, max(1, int(total_iters * max_frac)))
 
 
 class LRSchedule:

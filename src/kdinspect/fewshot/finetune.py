@@ -19,7 +19,7 @@ from typing import Any
 from kdinspect.config import RunConfig, dump_config
 from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, ProgressBar
 from kdinspect.engine.checkpoint import load_model
-from kdinspect.engine.optim import LRSchedule, build_optimizer
+from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
 from kdinspect.engine.trainer import Callback, Trainer
 from kdinspect.evaluation.detection import evaluate_detections
 from kdinspect.evaluation.runner import collect_detections
@@ -280,7 +280,8 @@ def _build_trainer(
     optimizer = build_optimizer(task.trainable(), t)
     ipe = len(train_loader.batch_sampler)  # type: ignore[arg-type]
     # iteration-based schedule: milestones are iterations (iters_per_epoch=1 in the LR schedule)
-    schedule = LRSchedule(optimizer, t.scheduler, 1, t.max_iters, t.milestones, t.gamma, t.warmup_iters, t.warmup_ratio)
+    warmup = capped_warmup(t.warmup_iters, t.max_iters, t.warmup_max_frac)
+    schedule = LRSchedule(optimizer, t.scheduler, 1, t.max_iters, t.milestones, t.gamma, warmup, t.warmup_ratio)
     tracker = _EvalEvery(eval_every if select == "best" else 0)
     callbacks: list[Callback] = [
         _FinalCheckpoints(run_dir, cfg, 0, keep_best=select == "best"),

@@ -55,3 +55,12 @@ def test_rmsprop_keras_defaults() -> None:
     opt = build_optimizer(torch.nn.Linear(2, 2), TrainConfig(optimizer="rmsprop", lr=5e-5))
     g = opt.param_groups[0]
     assert isinstance(opt, torch.optim.RMSprop) and g["alpha"] == 0.9 and g["eps"] == 1e-7
+
+
+def test_warmup_is_capped_at_a_fraction_of_a_short_run() -> None:
+    from kdinspect.engine.optim import capped_warmup
+
+    assert capped_warmup(300, 1440, 0.25) == 300  # a full recipe keeps its warm-up
+    assert capped_warmup(300, 378, 0.25) == 94  # 6 short epochs: at most a quarter of the run
+    assert capped_warmup(300, 378, 0.0) == 300  # 0 = no cap (reproduces the older recipes)
+    assert capped_warmup(50, 2, 0.25) == 1
