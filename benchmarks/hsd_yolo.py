@@ -158,7 +158,7 @@ def predict(weights: Path, images: list[Path], imgsz: int, threads: int = 1, dev
     import torch
     from ultralytics import YOLO
 
-    from kdinspect.tasks.base import Detections
+    from kdinspect.data.structures import Detections
 
     torch.set_num_threads(threads)
     model = YOLO(str(weights))

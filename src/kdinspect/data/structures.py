@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -15,9 +15,11 @@ __all__ = [
     "DatasetIndex",
     "DetRecord",
     "DetTarget",
+    "Detections",
     "ImageMeta",
     "Problem",
     "Sample",
+    "SegPrediction",
     "SegRecord",
     "SegTarget",
 ]
@@ -187,3 +189,21 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         targets = [t.to(device) if t is not None else None for t in self.targets]
         return Batch(self.images.to(device, non_blocking=True), targets, self.metas, self.skipped)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Predictions (what models and tasks return in eval mode; evaluators and the export check read them)
+
+
+class Detections(NamedTuple):
+    """Detections of one image. boxes: (N, 4) xyxy pixels; scores: (N,); labels: (N,) int64 class indices."""
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+
+
+class SegPrediction(NamedTuple):
+    """Segmentation of one image. prob: (H, W) float32 defect probability at the original image size."""
+
+    prob: Tensor

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from kdinspect.tasks.base import Detections
+from kdinspect.data.structures import Detections
 
 __all__ = ["GroundTruth", "confusion_matrix", "evaluate_detections"]
 

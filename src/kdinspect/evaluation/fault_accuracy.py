@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kdinspect.tasks.base import Detections
+from kdinspect.data.structures import Detections
 
 __all__ = ["DEFAULT_THRESHOLDS", "fault_accuracy"]
 

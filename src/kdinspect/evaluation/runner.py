@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from kdinspect.data.structures import Detections
 from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
 from kdinspect.evaluation.segmentation import SegmentationMeter
-from kdinspect.tasks.base import Detections, Task
+from kdinspect.tasks.base import Task
 
 __all__ = ["collect_detections", "evaluate_task"]
 

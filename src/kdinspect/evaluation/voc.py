@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from kdinspect.tasks.base import Detections
+from kdinspect.data.structures import Detections
 
 __all__ = ["average_precision", "class_ap", "voc_ap_groups"]
 

@@ -66,7 +66,7 @@ def _score(kind: str, preds: list[Any], samples: list[Any], classes: list[str]) 
 
 
 def _runtime_pred(kind: str, result: Any, sample: Any) -> Any:
-    from kdinspect.tasks.base import Detections
+    from kdinspect.data.structures import Detections
 
     if kind == "detection":
         return Detections(

@@ -31,10 +31,9 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from kdinspect.data.structures import DetTarget
+from kdinspect.data.structures import Detections, DetTarget
 from kdinspect.models.backbones import build_backbone
 from kdinspect.models.heads.cosine_head import CosineBoxPredictor, LinearBoxPredictor
-from kdinspect.tasks.base import Detections
 
 __all__ = ["DetectionsGraph", "FasterRCNN", "build_faster_rcnn"]
 

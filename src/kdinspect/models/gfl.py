@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from kdinspect.data.structures import DetTarget
+from kdinspect.data.structures import Detections, DetTarget
 from kdinspect.losses.gfl import (
     aligned_iou,
     bbox2distance,
@@ -31,7 +31,6 @@ from kdinspect.losses.gfl import (
 from kdinspect.models.heads.atss import atss_assign, grid_anchors
 from kdinspect.models.heads.gfl_decode import decode_boxes, flatten_levels, multiclass_nms, select_topk_per_level
 from kdinspect.models.heads.gfl_head import GFLHead, integral
-from kdinspect.tasks.base import Detections
 
 __all__ = ["CLS_LOSSES", "GFL", "GFLAssignment", "GFLInference", "GFLOutputs"]
 

@@ -8,28 +8,14 @@ teacher outside ``model`` so that a saved student never contains teacher weights
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from kdinspect.data.structures import Batch
+from kdinspect.data.structures import Batch, Detections, SegPrediction
 
 __all__ = ["Detections", "SegPrediction", "Task"]
-
-
-class Detections(NamedTuple):
-    """Detections of one image. boxes: (N, 4) xyxy pixels; scores: (N,); labels: (N,) int64 class indices."""
-
-    boxes: Tensor
-    scores: Tensor
-    labels: Tensor
-
-
-class SegPrediction(NamedTuple):
-    """Segmentation of one image. prob: (H, W) float32 defect probability at the original image size."""
-
-    prob: Tensor
 
 
 class Task(nn.Module):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from kdinspect.data.structures import Detections
 from kdinspect.evaluation.detection import GroundTruth, confusion_matrix, evaluate_detections
-from kdinspect.tasks.base import Detections
 
 
 def _gts() -> list[GroundTruth]:

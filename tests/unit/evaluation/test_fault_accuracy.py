@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from kdinspect.data.structures import Detections
 from kdinspect.evaluation.fault_accuracy import fault_accuracy
-from kdinspect.tasks.base import Detections
 
 
 def dets(*rows: tuple[float, float, float, float, float]) -> Detections:

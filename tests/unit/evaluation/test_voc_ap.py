@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from kdinspect.data.structures import Detections
 from kdinspect.evaluation.voc import average_precision, class_ap, voc_ap_groups
-from kdinspect.tasks.base import Detections
 
 
 def _det(boxes, scores, labels):

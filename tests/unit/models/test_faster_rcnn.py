@@ -2,8 +2,8 @@ import pytest
 import torch
 from tests.helpers.tiny_detector import tiny_faster_rcnn, tiny_targets
 
+from kdinspect.data.structures import Detections
 from kdinspect.models import MODELS, build_model
-from kdinspect.tasks.base import Detections
 
 
 def test_train_mode_returns_four_finite_weighted_losses_with_gradients():

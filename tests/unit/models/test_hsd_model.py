@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdinspect.data.structures import DetTarget
+from kdinspect.data.structures import Detections, DetTarget
 from kdinspect.models import MODELS, build_model
 from kdinspect.models.gfl import GFL
 from kdinspect.models.heads.gfl_head import GFLHead
 from kdinspect.models.necks.fpn import FPN
 from kdinspect.models.necks.hkn import HKN, CoordAtt
-from kdinspect.tasks.base import Detections
 
 R18_C3_C5 = [128, 256, 512]
 
