@@ -137,7 +137,7 @@ def read_voc(
         one_based: shift ``xmin``/``ymin`` by -1 (VOC 1-based pixel indices; see the module docstring).
 
     Returns:
-        Detection index; ``extra["difficult"]`` holds a (N,) bool array per record.
+        Detection index; ``extra["difficult"]`` holds a (N,) bool array per record, ``extra["annotation"]`` the XML.
     """
     root = Path(root)
     ann_dir, img_dir = _voc_layout(root)
@@ -190,6 +190,6 @@ def read_voc_ids(
             continue
         xml_path = ann_dir / f"{stem}.xml"
         boxes, labels, keep = labelled_boxes(ann["objects"], class_list, size, xml_path, problems)
-        extra = {"difficult": np.array(ann["difficult"], dtype=bool)[keep]}
+        extra = {"difficult": np.array(ann["difficult"], dtype=bool)[keep], "annotation": xml_path}
         records.append(DetRecord(img, boxes, labels, stem, size[1], size[0], extra))
     return DatasetIndex("detection", class_list, records, problems, root, "")
