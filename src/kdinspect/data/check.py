@@ -24,7 +24,7 @@ import numpy as np
 
 from kdinspect.data.classes import map_classes, unexpected_classes, union_classes
 from kdinspect.data.common import find_dir
-from kdinspect.data.io import ImageReadError, load_image, load_mask, read_image_size
+from kdinspect.data.io import ImageReadError, load_image, load_mask_checked, read_image_size
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem, SegRecord
 from kdinspect.data.voc import VOC_ANN_DIRS, VOC_IMG_DIRS, voc_splits
 
@@ -237,12 +237,13 @@ def _decode_seg(rec: SegRecord) -> Inspection:
     if rec.mask is None:
         return size, [], None
     try:
-        mask = load_mask(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
+        mask, note = load_mask_checked(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
     except ImageReadError as err:
         return size, [Problem(err.path, "corrupt_mask", err.reason, "error", _TRAINING)], None
+    problems = [Problem(str(rec.mask), "mask_values", note[0], "warning", note[1])] if note else []
     if mask.shape != size:
-        return size, [_mismatch(rec, mask.shape, size)], None
-    return size, [], (int(mask.sum()), mask.size)
+        return size, [*problems, _mismatch(rec, mask.shape, size)], None
+    return size, problems, (int(mask.sum()), mask.size)
 
 
 def _header_seg(rec: SegRecord) -> Inspection:

@@ -1,6 +1,8 @@
 """Segmentation readers: generic image + mask folders, DeepCrack and CrackForest.
 
-Masks are binary (1 = defect). Readers only check that files exist; decoding problems (corrupt files, mask/image size
+Masks are binary (1 = defect): an image mask whose values are all in {0, 1} is read as is, any other is thresholded
+at ``> 127`` (see :func:`kdinspect.data.io.load_mask`); ``kdinspect data check`` reports masks whose values are not
+{0, 255} (``mask_values`` warnings, saying what the reader does). Readers only check that files exist; decoding problems (corrupt files, mask/image size
 mismatch) are found by ``kdinspect data check`` and, during training, reported and skipped by the dataset.
 
 CrackForest (CFD) mask rule and split

@@ -7,11 +7,11 @@ import re
 from collections import Counter
 
 import pytest
+from tests.helpers.mini_data import NEU_MINI_CLASSES, neu_mini, rename_class, xml_names
 
 from kdinspect.config import DataConfig, RunConfig
 from kdinspect.data import build_dataset, read_neu_fewshot, read_split
 from kdinspect.data.check import check_dataset
-from tests.helpers.mini_data import NEU_MINI_CLASSES, neu_mini, rename_class, xml_names
 
 
 @pytest.fixture
