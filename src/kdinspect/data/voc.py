@@ -23,6 +23,7 @@ from kdinspect.data.common import (
     read_list_file,
     report,
     resolve_list_file,
+    unique_entries,
 )
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
 
@@ -110,7 +111,8 @@ def _voc_ids(root: Path, split: str, ann_dir: Path, img_dir: Path, problems: lis
     if list_file is None:
         raise ValueError(f"{root}: unknown split {split!r}; valid: {['all', *voc_splits(root)]} or a list file path")
     ids = []
-    for entry in read_list_file(list_file):
+    entries = unique_entries(read_list_file(list_file), list_file, problems, lambda e: Path(e.split()[0]).stem)
+    for entry in entries:
         stem = Path(entry.split()[0]).stem
         if stem in ann_ids:
             ids.append(stem)
