@@ -84,6 +84,11 @@ def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo) -> Path:
 
 def _resume(trainer: Trainer, path: Path) -> None:
     ckpt = load_checkpoint(path)
+    if ckpt.classes and list(ckpt.classes) != list(trainer.task.classes):
+        raise ValueError(
+            f"{path} was trained on the classes {ckpt.classes}, the data now gives {list(trainer.task.classes)}; "
+            "resuming would shift the labels: set data.classes to the checkpoint's list or start a new run"
+        )
     trainer.task.deployable().load_state_dict(ckpt.model)
     if "optimizer" in ckpt.state:
         trainer.optimizer.load_state_dict(optimizer_from_tensors(ckpt.optim, ckpt.state["optimizer"]))
