@@ -138,6 +138,9 @@ def load_kshot(
     class_list = list(classes or NEU_CLASSES)
     if cap not in ("first", "random"):
         raise ValueError(f"cap must be 'first' or 'random', got {cap!r}")
+    unknown = [c for c in class_list if c not in NEU_CLASSES]
+    if unknown:
+        raise ValueError(f"classes {unknown} are not NEU-DET classes {NEU_CLASSES}")
     lists = {}
     list_problems: list[Problem] = []
     for cls in class_list:

@@ -139,3 +139,11 @@ def test_fewshot_reader_keeps_its_class_list_and_reports_unknown_names(neu):
     for rec in index.records:
         want = [n for n in xml_names(neu / "ANNOTATIONS" / f"{rec.image_id}.xml") if n in subset]
         assert _names(index, rec) == want
+
+
+def test_kshot_unknown_class_is_a_clear_error(neu):
+    folder = neu / "fewshot_split" / "seed1"
+    folder.mkdir(parents=True)
+    (folder / "box_5shot_crazinng_train.txt").write_text("crazing_1.jpg\n")
+    with pytest.raises(ValueError, match=r"'crazinng'.*not NEU-DET classes"):
+        read_neu_fewshot(neu, "seed1_5shot", ["crazinng"])
