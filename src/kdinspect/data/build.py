@@ -152,8 +152,8 @@ def read_splits(
                     )
         classes = union_classes([raw[s].classes for s in ("train", "val") if s in raw])
         raw = {s: map_classes(i, classes) for s, i in raw.items()}
-        if "train" in raw and "val" in raw:
-            _coverage(raw["train"], raw["val"], classes)
+    if "train" in raw and "val" in raw and raw["train"].task == "detection":
+        _coverage(raw["train"], raw["val"], list(raw["train"].classes))
     out = {}
     for s in wanted:
         index = raw[s]

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers.mini_data import NEU_MINI_CLASSES, neu_mini, rename_class, xml_names
 
 from kdinspect.config import DataConfig, RunConfig
-from kdinspect.data import build_dataset, read_neu_fewshot, read_split
+from kdinspect.data import build_dataset, build_datasets, read_neu_fewshot, read_split
 from kdinspect.data.check import check_dataset
 
 
@@ -48,6 +48,10 @@ def test_class_seen_in_val_but_not_in_train_is_reported(shared_data, tmp_path, c
         train = build_dataset(_cfg(root), "train", "detection", train=True)
         val = build_dataset(_cfg(root), "val", "detection", train=False)
     assert train.classes == val.classes == NEU_MINI_CLASSES
+    assert re.search(r"'scratches'.*val.*none in the train split", caplog.text), caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kdinspect"):
+        build_datasets(_cfg(root, NEU_MINI_CLASSES), "detection")  # also with data.classes set
     assert re.search(r"'scratches'.*val.*none in the train split", caplog.text), caplog.text
     rec = next(r for r in val.records if r.image_id == "scratches_3")
     assert set(_names(val, rec)) == {"scratches"}
