@@ -84,6 +84,11 @@ def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo) -> Path:
 
 def _resume(trainer: Trainer, path: Path) -> None:
     ckpt = load_checkpoint(path)
+    if ckpt.classes and list(ckpt.classes) != list(trainer.task.classes):
+        raise ValueError(
+            f"{path} was trained on the classes {ckpt.classes}, the data now gives {list(trainer.task.classes)}; "
+            "resuming would shift the labels: set data.classes to the checkpoint's list or start a new run"
+        )
     trainer.task.deployable().load_state_dict(ckpt.model)
     if "optimizer" in ckpt.state:
         trainer.optimizer.load_state_dict(optimizer_from_tensors(ckpt.optim, ckpt.state["optimizer"]))
@@ -101,11 +106,10 @@ def _resume(trainer: Trainer, path: Path) -> None:
 
 
 def _datasets(cfg: RunConfig, kind: str, run_dir: Path) -> tuple[Any, Any]:
-    from kdinspect.data import build_dataset
+    from kdinspect.data import build_datasets
 
-    train_ds = build_dataset(cfg.data, "train", kind, train=True, seed=cfg.train.seed, run_dir=run_dir)
-    val_ds = build_dataset(cfg.data, "val", kind, train=False, seed=cfg.train.seed, run_dir=run_dir)
-    return train_ds, val_ds
+    # one class list for both splits (data.classes, else their union); it is the one stored in the checkpoint
+    return build_datasets(cfg.data, kind, seed=cfg.train.seed, run_dir=run_dir)
 
 
 def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> list[Callback]:
@@ -272,6 +276,8 @@ def evaluate(
     Args:
         checkpoint: ``.safetensors`` checkpoint.
         overrides: dotted ``key=value`` changes to the stored config (``data.*``, or inference-time ``model.params.*``).
+            The data is mapped onto the checkpoint's class list by name; boxes of a class the model does not know
+            are left out and reported (``unknown_class``).
         split: which config split to evaluate (``val`` or ``train``).
         out_dir: where reports (metrics.json, PR curves, confusion matrix) go; None = no files.
         device: torch device.
@@ -281,7 +287,10 @@ def evaluate(
 
     loaded = load_model(checkpoint, device, overrides)
     cfg = loaded.cfg
-    ds = build_dataset(cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
+    # labels are mapped onto the checkpoint's class list by name; boxes of a class it lacks are reported and left out
+    ds = build_dataset(
+        cfg.data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir, classes=loaded.classes
+    )
     loader = build_loader(ds, batch_size or cfg.train.batch_size, False, cfg.train.seed, cfg.data.workers)
     task = _task_from_loaded(loaded)
     metrics = evaluate_task(task, loader, out_dir=out_dir, device=device)

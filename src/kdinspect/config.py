@@ -43,7 +43,7 @@ class DataConfig:
     root: str = ""  # dataset folder; "" for synthetic data (generated under the run folder)
     train: str = "train"  # split name or list file (relative to root) used for training
     val: str = "val"  # split used for evaluation during and after training
-    classes: list[str] = field(default_factory=list)  # class names; empty = taken from the dataset
+    classes: list[str] = field(default_factory=list)  # class names; empty = union of the train and val splits
     imgsz: int = 256  # detection: square input size; segmentation: crop size during training
     eval_imgsz: int = 0  # segmentation: 0 = evaluate at full resolution (padded to a multiple of 32)
     augment: bool = True  # paired random flips (+ photometric jitter) on the training split

@@ -32,7 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="split to check (repeatable or comma-separated; default: every split the folder defines)",
     )
-    check.add_argument("--classes", type=_split_list, default=None, help="expected class names, comma-separated")
+    check.add_argument(
+        "--classes",
+        type=_split_list,
+        default=None,
+        help="expected class names, comma-separated (other names are errors; default: the union of the splits' names, "
+        "with classes in one split only or rare reported as unexpected_class warnings)",
+    )
     check.add_argument(
         "--no-decode",
         dest="decode",

@@ -7,7 +7,7 @@ the run YAML go to the reader (except the transform keys ``hflip``, ``vflip``, `
 
 from __future__ import annotations
 
-from kdinspect.data.build import build_dataset, build_transform, read_split
+from kdinspect.data.build import build_dataset, build_datasets, build_transform, read_split, read_splits
 from kdinspect.data.datasets import DetectionDataset, SegmentationDataset, SkippedSample, collate
 from kdinspect.data.deeppcb import DEEPPCB_CLASSES, read_deeppcb
 from kdinspect.data.detection import read_coco, read_yolo
@@ -70,6 +70,7 @@ __all__ = [
     "SegmentationTransform",
     "SkippedSample",
     "build_dataset",
+    "build_datasets",
     "build_transform",
     "collate",
     "filter_classes",
@@ -85,6 +86,7 @@ __all__ = [
     "read_masks",
     "read_neu_fewshot",
     "read_split",
+    "read_splits",
     "read_synthetic_det",
     "read_synthetic_seg",
     "read_voc",

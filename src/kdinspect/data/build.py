@@ -1,18 +1,24 @@
-"""``build_dataset``: the only place where the data config meets readers, transforms and datasets."""
+"""``build_dataset``: the only place where the data config meets readers, transforms and datasets.
+
+Every split of a run is mapped onto one class list (``data.classes``, else the union over the train and val splits;
+a checkpoint's own list when evaluating it): see :mod:`kdinspect.data.classes`.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kdinspect.config import DataConfig
+from kdinspect.data.classes import box_counts, map_classes, union_classes
 from kdinspect.data.datasets import DetectionDataset, SegmentationDataset
 from kdinspect.data.structures import DatasetIndex
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
 
-__all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_transform", "read_split"]
+__all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_datasets", "build_transform", "read_split", "read_splits"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +55,9 @@ def _log_problems(index: DatasetIndex, where: str) -> None:
         logger.log(level, "  %s", p)
 
 
-def read_split(data_cfg: DataConfig, split: str, run_dir: str | Path | None = None) -> DatasetIndex:
-    """Read the index of config split ``split`` (``train`` or ``val``) with ``data.format``/``root``/``classes``/
-    ``params`` (transform keys removed) and ``data.limit`` applied."""
+def _read(data_cfg: DataConfig, split: str, run_dir: str | Path | None) -> DatasetIndex:
+    """The reader's index of config split ``split``, with the reader's own class list (``data.classes`` or its
+    default), before class mapping, logging and ``data.limit``."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be the config field 'train' or 'val', got {split!r}")
     fmt = data_cfg.format
@@ -67,15 +73,124 @@ def read_split(data_cfg: DataConfig, split: str, run_dir: str | Path | None = No
     _check_params(reader, params, fmt)
     if split != "train":
         params.pop("soft_labels", None)  # offline KD targets exist for the training images only
-    name = getattr(data_cfg, split)
-    index = reader(Path(root), name, list(data_cfg.classes) or None, **params)
-    _log_problems(index, f"{root} [{name}]")
+    return reader(Path(root), getattr(data_cfg, split), list(data_cfg.classes) or None, **params)
+
+
+def _log_unknown(index: DatasetIndex, where: str, owner: str) -> None:
+    """One WARNING per class whose boxes were rejected as ``unknown_class`` (files, and who does not know it)."""
+    per: dict[str, list[str]] = {}
+    for p in index.problems:
+        if p.kind == "unknown_class" and p.message.startswith("class '"):
+            name = p.message.split("'")[1]
+            per.setdefault(name, []).append(p.path)
+    for name, files in per.items():
+        shown = ", ".join(Path(f).name for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        logger.warning(
+            "%s: boxes of class %r are unknown to %s: rejected in %d file(s) (%s)",
+            where,
+            name,
+            owner,
+            len(files),
+            shown,
+        )
+
+
+def _coverage(train: DatasetIndex, val: DatasetIndex, classes: list[str]) -> None:
+    """Warn about classes the train split cannot teach: boxes in val but none in train, or none at all."""
+    n_train, n_val = box_counts(train), box_counts(val)
+    for name in classes:
+        if n_train[name]:
+            continue
+        if n_val[name]:
+            logger.warning(
+                "class %r has %d box(es) in the val split but none in the train split: the model cannot learn it",
+                name,
+                n_val[name],
+            )
+        else:
+            logger.warning("class %r has no box in the train split nor in the val split", name)
+
+
+def _finish(index: DatasetIndex, data_cfg: DataConfig, split: str) -> DatasetIndex:
+    where = f"{index.root or data_cfg.root} [{getattr(data_cfg, split)}]"
+    _log_problems(index, where)
     if data_cfg.limit > 0:
         index.records = index.records[: data_cfg.limit]
     if not index.records:
         first = "; ".join(str(p) for p in index.errors[:3])
-        raise ValueError(f"no usable images in {root} split {name!r} (format {fmt!r}); {first or 'folder is empty'}")
+        raise ValueError(
+            f"no usable images in {data_cfg.root or index.root} split {getattr(data_cfg, split)!r} "
+            f"(format {data_cfg.format!r}); {first or 'folder is empty'}"
+        )
     return index
+
+
+def read_splits(
+    data_cfg: DataConfig, splits: Sequence[str] = ("train", "val"), run_dir: str | Path | None = None
+) -> dict[str, DatasetIndex]:
+    """Read config splits (``train``/``val``) on ONE class list: ``data.classes``, else the union over the train and
+    val splits (:func:`~kdinspect.data.classes.union_classes`; both are read even when one is asked for, and a split
+    that cannot be read is left out of the union with a warning). Warns about a class with boxes in val but none in
+    train. ``data.limit`` is applied after the mapping."""
+    wanted = list(dict.fromkeys(splits))
+    raw = {s: _read(data_cfg, s, run_dir) for s in wanted}
+    if raw[wanted[0]].task == "detection" and not data_cfg.classes:
+        for s in ("train", "val"):
+            if s not in raw:
+                same = [o for o in raw if getattr(data_cfg, o) == getattr(data_cfg, s)]
+                try:
+                    raw[s] = raw[same[0]] if same else _read(data_cfg, s, run_dir)
+                except (FileNotFoundError, ValueError) as err:
+                    logger.warning(
+                        "the class list of %s cannot include the %s split %r (%s): the %s split's own list %s is used",
+                        data_cfg.root or "the data",
+                        s,
+                        getattr(data_cfg, s),
+                        err,
+                        wanted[0],
+                        raw[wanted[0]].classes,
+                    )
+        classes = union_classes([raw[s].classes for s in ("train", "val") if s in raw])
+        raw = {s: map_classes(i, classes) for s, i in raw.items()}
+    if "train" in raw and "val" in raw and raw["train"].task == "detection":
+        _coverage(raw["train"], raw["val"], list(raw["train"].classes))
+    out = {}
+    for s in wanted:
+        index = raw[s]
+        if data_cfg.classes:
+            _log_unknown(index, f"{index.root} [{getattr(data_cfg, s)}]", "data.classes")
+        out[s] = _finish(index, data_cfg, s)
+    return out
+
+
+def read_split(
+    data_cfg: DataConfig, split: str, run_dir: str | Path | None = None, classes: Sequence[str] | None = None
+) -> DatasetIndex:
+    """Read the index of config split ``split`` (``train`` or ``val``) with ``data.format``/``root``/``classes``/
+    ``params`` (transform keys removed) and ``data.limit`` applied.
+
+    Args:
+        data_cfg: the ``data`` section.
+        split: ``train`` or ``val``.
+        run_dir: where synthetic data goes when ``data.root`` is empty.
+        classes: a model's class list (a checkpoint's): boxes are mapped onto it by name, and boxes of a class the
+            model does not know are rejected as ``unknown_class`` errors and logged. None: the dataset's one class
+            list (see :func:`read_splits`).
+    """
+    if classes is None:
+        return read_splits(data_cfg, [split], run_dir)[split]
+    index = map_classes(_read(data_cfg, split, run_dir), classes, "the model")
+    _log_unknown(index, f"{index.root} [{getattr(data_cfg, split)}]", "the model")
+    return _finish(index, data_cfg, split)
+
+
+def _dataset(index: DatasetIndex, data_cfg: DataConfig, kind: str, train: bool, seed: int):
+    if index.task != _KINDS[kind]:
+        raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
+    transform = build_transform(data_cfg, index.task, train)
+    if isinstance(transform, DetectionTransform):
+        return DetectionDataset(index, transform, seed)
+    return SegmentationDataset(index, transform, seed)
 
 
 def build_dataset(
@@ -85,6 +200,7 @@ def build_dataset(
     train: bool,
     seed: int = 0,
     run_dir: str | Path | None = None,
+    classes: Sequence[str] | None = None,
 ) -> DetectionDataset | SegmentationDataset:
     """Build the dataset of one config split.
 
@@ -95,6 +211,8 @@ def build_dataset(
         train: training transforms (random flips/jitter/crops) instead of evaluation ones.
         seed: augmentation seed (samples are seeded per (seed, epoch, index)).
         run_dir: where ``synthetic-*`` data goes when ``data.root`` is empty (``<run_dir>/data``).
+        classes: the model's class list when evaluating a checkpoint (see :func:`read_split`); None = the dataset's
+            one class list (``data.classes``, else the union over train and val).
 
     Returns:
         A :class:`DetectionDataset` or :class:`SegmentationDataset`.
@@ -105,13 +223,17 @@ def build_dataset(
     """
     if kind not in _KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
-    index = read_split(data_cfg, split, run_dir)
-    if index.task != _KINDS[kind]:
-        raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
-    transform = build_transform(data_cfg, index.task, train)
-    if isinstance(transform, DetectionTransform):
-        return DetectionDataset(index, transform, seed)
-    return SegmentationDataset(index, transform, seed)
+    return _dataset(read_split(data_cfg, split, run_dir, classes), data_cfg, kind, train, seed)
+
+
+def build_datasets(
+    data_cfg: DataConfig, kind: str, seed: int = 0, run_dir: str | Path | None = None
+) -> tuple[DetectionDataset | SegmentationDataset, DetectionDataset | SegmentationDataset]:
+    """The training and evaluation datasets of a run, each split read once, both on the dataset's one class list."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
+    idx = read_splits(data_cfg, ("train", "val"), run_dir)
+    return _dataset(idx["train"], data_cfg, kind, True, seed), _dataset(idx["val"], data_cfg, kind, False, seed)
 
 
 def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTransform | SegmentationTransform:

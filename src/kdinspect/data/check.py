@@ -1,10 +1,11 @@
 """``kdinspect data check``: find every problem in a dataset folder before training on it.
 
 :func:`check_dataset` reads each split with the format's reader (annotation problems: malformed files, unknown
-classes, boxes outside the image or of zero area, missing images/annotations/masks, split entries that do not exist)
-and, with ``decode=True``, fully decodes every image, template and mask (corrupt or truncated files, mask/image size
-mismatches, annotation sizes that disagree with the image). It reports per-split and per-class counts and the
-distinct image sizes.
+classes, boxes outside the image or of zero area, missing images/annotations/masks, split entries that do not exist
+or are listed twice), maps every split onto one class list and flags classes that look like a slip
+(``unexpected_class``), and, with ``decode=True``, fully decodes every image, template and mask (corrupt or truncated
+files, mask/image size mismatches, mask values other than {0, 255}, annotation sizes that disagree with the image).
+It reports per-split and per-class counts and the distinct image sizes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from kdinspect.data.classes import map_classes, unexpected_classes, union_classes
 from kdinspect.data.common import find_dir
-from kdinspect.data.io import ImageReadError, load_image, load_mask, read_image_size
+from kdinspect.data.io import ImageReadError, load_image, load_mask_checked, read_image_size
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem, SegRecord
 from kdinspect.data.voc import VOC_ANN_DIRS, VOC_IMG_DIRS, voc_splits
 
@@ -90,9 +92,13 @@ class CheckReport:
         head = ("split", "images", "boxes") if det else ("split", "images", "with defect", "defect px %")
         rows = [(name, *_count_cells(c, det)) for name, c in [*self.splits.items(), ("total", self.total)]]
         lines += [*_table(head, rows), ""]
-        crow = [(c, str(v["images"]), str(v["boxes"])) for c, v in self.total.get("classes", {}).items()]
+        per = {s: c.get("classes", {}) for s, c in self.splits.items()} if len(self.splits) > 1 else {}
+        crow = [
+            (c, str(v["images"]), str(v["boxes"]), *(str(p.get(c, {}).get("boxes", 0)) for p in per.values()))
+            for c, v in self.total.get("classes", {}).items()
+        ]
         if det:
-            lines += [*_table(("class", "images", "boxes"), crow), ""]
+            lines += [*_table(("class", "images", "boxes", *(f"{s} boxes" for s in per)), crow), ""]
         sizes = ", ".join(f"{s}: {n}" for s, n in sorted(self.sizes.items(), key=lambda kv: -kv[1]))
         src = "decoded" if self.decoded else "from annotations/headers"
         lines += [f"image sizes (W x H, {src}): {sizes or '-'}", ""]
@@ -231,12 +237,13 @@ def _decode_seg(rec: SegRecord) -> Inspection:
     if rec.mask is None:
         return size, [], None
     try:
-        mask = load_mask(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
+        mask, note = load_mask_checked(rec.mask, rec.mask_format, rec.extra.get("extra_labels", "background"))
     except ImageReadError as err:
         return size, [Problem(err.path, "corrupt_mask", err.reason, "error", _TRAINING)], None
+    problems = [Problem(str(rec.mask), "mask_values", note[0], "warning", note[1])] if note else []
     if mask.shape != size:
-        return size, [_mismatch(rec, mask.shape, size)], None
-    return size, [], (int(mask.sum()), mask.size)
+        return size, [*problems, _mismatch(rec, mask.shape, size)], None
+    return size, problems, (int(mask.sum()), mask.size)
 
 
 def _header_seg(rec: SegRecord) -> Inspection:
@@ -279,11 +286,13 @@ def _read_splits(root: Path, fmt: str, splits: list[str], classes, params) -> tu
 
     if fmt not in DATASETS:
         raise KeyError(f"unknown format {fmt!r}; valid: {sorted(DATASETS)}")
-    indexes, problems = {}, []
-    for split in splits:
-        idx = DATASETS[fmt](root, split, classes, **params)
-        indexes[split] = idx
-        problems += idx.problems
+    raw = {split: DATASETS[fmt](root, split, classes, **params) for split in splits}
+    # one class list for every split (the given one, else the union), so that per-class counts stay right
+    class_list = list(classes) if classes else union_classes(i.classes for i in raw.values())
+    indexes = {s: map_classes(i, class_list) for s, i in raw.items()}
+    problems = [p for i in indexes.values() for p in i.problems]
+    if next(iter(indexes.values())).task == "detection":
+        problems += unexpected_classes(indexes, class_list, given=bool(classes))
     return indexes, problems
 
 
@@ -314,7 +323,9 @@ def check_dataset(
         splits: splits to read; None = :func:`default_splits`.
         decode: fully decode every image/template/mask (finds corrupt and truncated files); False only reads
             annotations and image headers.
-        classes: expected class list (boxes of other classes are ``unknown_class`` errors); None = from the data.
+        classes: expected class list (boxes of other classes are ``unknown_class`` errors); None = the union of the
+            splits' class lists. Either way every split is counted on that one list, and classes that look like a
+            slip (in one split only, or rare) are ``unexpected_class`` warnings (see :mod:`kdinspect.data.classes`).
         params: extra reader parameters.
         workers: decoding threads (default: CPU count, at most 8).
 

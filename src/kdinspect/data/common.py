@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,7 @@ __all__ = [
     "read_list_file",
     "report",
     "resolve_list_file",
+    "unique_entries",
 ]
 
 CLIP_TOLERANCE = 1.0  # boxes that leave the frame by at most this many pixels are clipped without a warning
@@ -95,6 +96,25 @@ def read_list_file(path: Path) -> list[str]:
     """Non-empty, stripped lines of a split list (``#`` starts a comment line)."""
     lines = path.read_text(errors="replace").splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def unique_entries(
+    entries: list[str], list_file: Path | str, problems: list[Problem], key: Callable[[str], str] = str.strip
+) -> list[str]:
+    """``entries`` of a split list without repeats: the first entry of each ``key`` is kept (list order), and each
+    repeated key is one ``duplicate_split_entry`` warning naming the entries (``listed once``).
+
+    A repeated line would be trained (and evaluated) twice; it is nearly always a copy slip, so it is read once and
+    reported rather than refused. Oversampling belongs to the sampler, not to the split list.
+    """
+    groups: dict[str, list[str]] = {}
+    for entry in entries:
+        groups.setdefault(key(entry), []).append(entry)
+    for k, same in groups.items():
+        if len(same) > 1:
+            msg = f"image {k!r} is listed {len(same)} times ({', '.join(repr(e) for e in same)})"
+            report(problems, list_file, "duplicate_split_entry", msg, "listed once (first kept)", "warning")
+    return [same[0] for same in groups.values()]
 
 
 def clean_boxes(

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kdinspect.data.common import header_size, labelled_boxes, read_list_file, report, resolve_list_file
+from kdinspect.data.common import (
+    header_size,
+    labelled_boxes,
+    read_list_file,
+    report,
+    resolve_list_file,
+    unique_entries,
+)
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
 
 __all__ = ["DEEPPCB_CLASSES", "read_deeppcb"]
@@ -94,7 +101,7 @@ def read_deeppcb(root: str | Path, split: str = "trainval", classes: list[str] |
         raise ValueError(f"DeepPCB classes {unknown} unknown; valid: {DEEPPCB_CLASSES}")
     problems: list[Problem] = []
     records = []
-    for entry in read_list_file(list_file):
+    for entry in unique_entries(read_list_file(list_file), list_file, problems, lambda e: e.split()[0]):
         files = _pair_files(pcb, list_file, entry, problems)
         if files is None or (size := header_size(files[0], problems)) is None:
             continue

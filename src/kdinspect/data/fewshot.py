@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdinspect.data.common import read_list_file, report
+from kdinspect.data.common import read_list_file, report, unique_entries
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
 from kdinspect.data.voc import read_voc, read_voc_ids
 
@@ -138,16 +138,21 @@ def load_kshot(
     class_list = list(classes or NEU_CLASSES)
     if cap not in ("first", "random"):
         raise ValueError(f"cap must be 'first' or 'random', got {cap!r}")
+    unknown = [c for c in class_list if c not in NEU_CLASSES]
+    if unknown:
+        raise ValueError(f"classes {unknown} are not NEU-DET classes {NEU_CLASSES}")
     lists = {}
+    list_problems: list[Problem] = []
     for cls in class_list:
         path = kshot_file(root, seed, shots, cls)
         if not path.is_file():
             raise FileNotFoundError(f"K-shot list not found: {path}")
-        lists[cls] = (path, [Path(e).stem for e in read_list_file(path)])
+        entries = unique_entries(read_list_file(path), path, list_problems, lambda e: Path(e).stem)
+        lists[cls] = (path, [Path(e).stem for e in entries])
     wanted = sorted({i for _, ids in lists.values() for i in ids})
     full = read_voc_ids(root, wanted, NEU_CLASSES)
     by_id = {r.image_id: r for r in full.records}
-    problems: list[Problem] = list(full.problems)
+    problems: list[Problem] = [*list_problems, *full.problems]
     rng = np.random.RandomState(cap_seed)
     entries: list[tuple[str, int, int]] = []  # (image id, class label, box index) of every kept box
     for label, cls in enumerate(class_list):
@@ -160,7 +165,6 @@ def load_kshot(
                 report(problems, path, "missing_split_entry", f"image {image_id!r} not in the dataset", "entry skipped")
                 continue
             cands += [(rec.image_id, label, int(j)) for j in np.flatnonzero(rec.labels == src_label)]
-        cands = list(dict.fromkeys(cands))  # an image listed twice for one class offers its boxes once
         if len(cands) > shots:
             pick = range(shots) if cap == "first" else sorted(rng.choice(len(cands), shots, replace=False))
             cands = [cands[i] for i in pick]

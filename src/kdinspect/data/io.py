@@ -15,17 +15,21 @@ from PIL import Image, UnidentifiedImageError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_FORMATS",
+    "MASK_THRESHOLD",
     "ImageReadError",
     "decode_crackforest_seg",
     "load_crackforest_labels",
     "load_image",
     "load_mask",
+    "load_mask_checked",
     "load_soft_label",
+    "mask_values_note",
     "read_image_size",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MASK_FORMATS = ("png", "crackforest-mat", "crackforest-seg")
+MASK_THRESHOLD = 127  # image masks with values other than {0, 1} are defect where the grey value is above this
 
 
 class ImageReadError(OSError):
@@ -158,13 +162,63 @@ def load_crackforest_labels(path: str | Path, mask_format: str) -> np.ndarray:
     return np.asarray(seg, dtype=np.uint8)
 
 
+def _values_text(values: np.ndarray) -> str:
+    shown = [str(int(v)) for v in values[:6]]
+    return "{" + ", ".join(shown) + (f", ... ({len(values)} values)" if len(values) > 6 else "") + "}"
+
+
+def _png_mask(path: Path) -> tuple[np.ndarray, tuple[str, str] | None]:
+    """Binary mask of a PNG-like mask file and, when its values are not {0, 255} (or mode ``1``), a note
+    ``(what the values are, what the reader does)``."""
+    img = _open_decoded(path)
+    if img.mode == "1":
+        return np.asarray(img, dtype=np.uint8), None
+    grey = np.asarray(img.convert("L"))
+    uniq = np.unique(grey)
+    mode = "" if img.mode == "L" else f" (mode {img.mode}, read as grey)"
+    if uniq.max(initial=0) <= 1:  # a 0/1 mask: thresholding at 127 would make it all background
+        mask = grey.astype(np.uint8)
+        if uniq.max(initial=0) == 0:
+            return mask, None
+        return mask, (f"mask values are {_values_text(uniq)}{mode}, not {{0, 255}}", "read as 1 = defect")
+    mask = (grey > MASK_THRESHOLD).astype(np.uint8)
+    if set(uniq.tolist()) <= {0, 255}:
+        return mask, None
+    odd = int(((grey != 0) & (grey != 255)).sum())
+    what = (
+        f"mask values are {_values_text(uniq)}{mode}, not {{0, 255}}: {odd} pixels "
+        f"({100 * odd / grey.size:.1f}%) are neither 0 nor 255"
+    )
+    return mask, (what, f"thresholded at > {MASK_THRESHOLD}: {int(mask.sum())} defect pixels")
+
+
+def load_mask_checked(
+    path: str | Path, mask_format: str = "png", extra_labels: str = "background"
+) -> tuple[np.ndarray, tuple[str, str] | None]:
+    """:func:`load_mask` plus, for image masks whose values are not {0, 255} (or mode ``1``), a note
+    ``(what the values are, what the reader does)`` for ``data check``; None for clean masks and CrackForest files."""
+    if mask_format == "png":
+        return _png_mask(Path(path))
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"unknown mask_format {mask_format!r}; valid: {list(MASK_FORMATS)}")
+    if extra_labels not in ("background", "crack"):
+        raise ValueError(f"extra_labels must be 'background' or 'crack', got {extra_labels!r}")
+    labels = load_crackforest_labels(path, mask_format)
+    crack = labels == 2
+    if extra_labels == "crack":
+        crack |= labels >= 3
+    return crack.astype(np.uint8), None
+
+
 def load_mask(path: str | Path, mask_format: str = "png", extra_labels: str = "background") -> np.ndarray:
     """Decode a binary defect mask.
 
     Args:
         path: mask file.
-        mask_format: ``png`` (any PNG mode; mode ``1`` is used as is, other modes are converted to ``L`` and
-            thresholded at ``> 127``), ``crackforest-mat`` or ``crackforest-seg`` (label 2 = crack).
+        mask_format: ``png`` (any image file Pillow reads; mode ``1`` is used as is; other modes are converted to
+            ``L``; a mask whose values are all in {0, 1} is read as 1 = defect, any other is thresholded at
+            ``> 127``, so 0/255 masks read as expected and grey or soft masks are binarised; ``data check`` reports
+            masks whose values are not {0, 255}), ``crackforest-mat`` or ``crackforest-seg`` (label 2 = crack).
         extra_labels: CrackForest only: how to treat the inconsistent labels 3/4 (``background`` or ``crack``).
 
     Returns:
@@ -174,20 +228,12 @@ def load_mask(path: str | Path, mask_format: str = "png", extra_labels: str = "b
         ImageReadError: missing, truncated or undecodable file.
         ValueError: unknown ``mask_format`` or ``extra_labels``.
     """
-    if mask_format == "png":
-        img = _open_decoded(Path(path))
-        if img.mode == "1":
-            return np.asarray(img, dtype=np.uint8)
-        return (np.asarray(img.convert("L")) > 127).astype(np.uint8)
-    if mask_format not in MASK_FORMATS:
-        raise ValueError(f"unknown mask_format {mask_format!r}; valid: {list(MASK_FORMATS)}")
-    if extra_labels not in ("background", "crack"):
-        raise ValueError(f"extra_labels must be 'background' or 'crack', got {extra_labels!r}")
-    labels = load_crackforest_labels(path, mask_format)
-    crack = labels == 2
-    if extra_labels == "crack":
-        crack |= labels >= 3
-    return crack.astype(np.uint8)
+    return load_mask_checked(path, mask_format, extra_labels)[0]
+
+
+def mask_values_note(path: str | Path) -> tuple[str, str] | None:
+    """The note of :func:`load_mask_checked` for an image mask (None: values {0, 255} or mode ``1``, or all 0)."""
+    return _png_mask(Path(path))[1]
 
 
 def load_soft_label(paths: str | Path | list[str] | list[Path]) -> np.ndarray:

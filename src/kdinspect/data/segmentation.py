@@ -1,7 +1,10 @@
 """Segmentation readers: generic image + mask folders, DeepCrack and CrackForest.
 
-Masks are binary (1 = defect). Readers only check that files exist; decoding problems (corrupt files, mask/image size
-mismatch) are found by ``kdinspect data check`` and, during training, reported and skipped by the dataset.
+Masks are binary (1 = defect): an image mask whose values are all in {0, 1} is read as is, any other is thresholded
+at ``> 127`` (see :func:`kdinspect.data.io.load_mask`); ``kdinspect data check`` reports masks whose values are not
+{0, 255} (``mask_values`` warnings, saying what the reader does). Readers only check that files exist; decoding
+problems (corrupt files, mask/image size mismatch) are found by ``kdinspect data check`` and, during training,
+reported and skipped by the dataset. An image named twice in a list file is read once (``duplicate_split_entry``).
 
 CrackForest (CFD) mask rule and split
 -------------------------------------
@@ -120,6 +123,7 @@ def _records_from_list(
     """Records of a list file whose lines are ``image[,| ]mask`` paths or bare image ids."""
     images = image_files(root / image_dir)
     records = []
+    seen: dict[Path, str] = {}
     for entry in read_list_file(list_file):
         parts = [p for p in entry.replace(",", " ").split() if p]
         if len(parts) >= 2:
@@ -131,6 +135,11 @@ def _records_from_list(
         if img is None:
             report(problems, list_file, "missing_split_entry", f"entry {entry!r}: image not found", "entry skipped")
             continue
+        if img.resolve() in seen:
+            msg = f"entry {entry!r} names image {img.name} again (first listed as {seen[img.resolve()]!r})"
+            report(problems, list_file, "duplicate_split_entry", msg, "listed once (first kept)", "warning")
+            continue
+        seen[img.resolve()] = entry
         if mask is None:
             report(problems, img, "missing_mask", f"no mask for list entry {entry!r}", "skipped image")
             continue

@@ -36,7 +36,8 @@ class Problem:
         kind: short machine-readable kind (``corrupt_image``, ``corrupt_mask``, ``box_outside_image``,
             ``zero_area_box``, ``unknown_class``, ``missing_annotation``, ``missing_image``, ``missing_mask``,
             ``missing_soft_label``, ``mask_size_mismatch``, ``size_mismatch``, ``bad_annotation``,
-            ``crowd_annotation``, ``missing_split_entry``; see docs/datasets.md).
+            ``crowd_annotation``, ``missing_split_entry``, ``duplicate_split_entry``, ``mask_values``,
+            ``unexpected_class``; see docs/datasets.md).
         message: human-readable explanation.
         severity: ``error`` (data is wrong or unusable) or ``warning`` (data was repaired, e.g. a box clipped).
         action: what the reader did about it (``skipped image``, ``box clipped``, ``box rejected`` ...).

@@ -23,6 +23,7 @@ from kdinspect.data.common import (
     read_list_file,
     report,
     resolve_list_file,
+    unique_entries,
 )
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem
 
@@ -110,7 +111,8 @@ def _voc_ids(root: Path, split: str, ann_dir: Path, img_dir: Path, problems: lis
     if list_file is None:
         raise ValueError(f"{root}: unknown split {split!r}; valid: {['all', *voc_splits(root)]} or a list file path")
     ids = []
-    for entry in read_list_file(list_file):
+    entries = unique_entries(read_list_file(list_file), list_file, problems, lambda e: Path(e.split()[0]).stem)
+    for entry in entries:
         stem = Path(entry.split()[0]).stem
         if stem in ann_ids:
             ids.append(stem)
@@ -137,7 +139,7 @@ def read_voc(
         one_based: shift ``xmin``/``ymin`` by -1 (VOC 1-based pixel indices; see the module docstring).
 
     Returns:
-        Detection index; ``extra["difficult"]`` holds a (N,) bool array per record.
+        Detection index; ``extra["difficult"]`` holds a (N,) bool array per record, ``extra["annotation"]`` the XML.
     """
     root = Path(root)
     ann_dir, img_dir = _voc_layout(root)
@@ -190,6 +192,6 @@ def read_voc_ids(
             continue
         xml_path = ann_dir / f"{stem}.xml"
         boxes, labels, keep = labelled_boxes(ann["objects"], class_list, size, xml_path, problems)
-        extra = {"difficult": np.array(ann["difficult"], dtype=bool)[keep]}
+        extra = {"difficult": np.array(ann["difficult"], dtype=bool)[keep], "annotation": xml_path}
         records.append(DetRecord(img, boxes, labels, stem, size[1], size[0], extra))
     return DatasetIndex("detection", class_list, records, problems, root, "")

@@ -31,7 +31,9 @@ def load_val_subset(loaded: LoadedModel, n: int, split: str = "val") -> list[Any
     # images and labels only: soft labels of an offline-distilled student are training-time inputs, not needed here
     data = dataclasses.replace(cfg.data, params={k: v for k, v in cfg.data.params.items() if k != "soft_labels"})
     try:
-        ds = build_dataset(data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir)
+        ds = build_dataset(
+            data, split, loaded.kind, train=False, seed=cfg.train.seed, run_dir=cfg.run_dir, classes=loaded.classes
+        )
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise FileNotFoundError(
             f"the export check needs the {split} images of {cfg.data.root} ({err}); pass --data-root DIR"

@@ -129,8 +129,8 @@ def test_masks_reader_flat_folders_and_list_files(tmp_path):
     (tmp_path / "splits").mkdir()
     (tmp_path / "splits" / "val.txt").write_text("images/b.jpg,masks/b.png\nb\nzzz\n")
     idx = read_masks(tmp_path, "val")
-    assert [r.image_id for r in idx.records] == ["b", "b"]
-    assert [p.kind for p in idx.problems] == ["missing_split_entry"]
+    assert [r.image_id for r in idx.records] == ["b"]  # both line forms name b: read once, the repeat reported
+    assert [p.kind for p in idx.problems] == ["duplicate_split_entry", "missing_split_entry"]
     with pytest.raises(ValueError, match="unknown split"):
         read_masks(tmp_path, "test")
 
