@@ -52,3 +52,17 @@ def test_failed_export_check_is_not_left_as_the_model_file(seg_run: Path, tmp_pa
     report = export_checkpoint(seg_run, out, verify_images=1, metric_images=2)
     assert report["status"] == "passed" and out.is_file()
     assert not (tmp_path / "best.failed.onnx").exists()
+
+
+def test_demo_segmentation_config_exports_at_its_validation_size(tmp_path: Path) -> None:
+    """configs/demo/seg_synthetic.yaml trains on 64 px crops of 96x128 images; its default export was 64x64 (F1
+    0.885 -> 0.792 in the metric check: a failed export), it is the validated 96x128."""
+    from kdinspect.data import build_dataset
+    from kdinspect.export.api import _input_size
+
+    repo = Path(__file__).resolve().parents[2]
+    small = [f"data.root={tmp_path / 'data'}", "data.params.n_train=2", "data.params.n_val=3"]  # fewer, same size
+    cfg = load_config(repo / "configs" / "demo" / "seg_synthetic.yaml", small)
+    val = build_dataset(cfg.data, "val", "segmentation", train=False, run_dir=tmp_path)
+    assert _input_size(cfg, "segmentation", None, [val[i] for i in range(3)]) == (96, 128)
+    assert _input_size(cfg, "segmentation", (64, 64), []) == (64, 64)  # --imgsz still wins
