@@ -80,3 +80,16 @@ def test_results_json_separates_training_and_evaluation_skips(tmp_path: Path) ->
     assert skipped["train_reads"] == 2 == results["state"]["skipped_files"]  # met once per epoch
     assert skipped["eval"] == 0  # unreadable validation files in the final evaluation
     assert skipped["dropped_images"] == 0
+
+
+def test_demo_refuses_to_reuse_a_folder_trained_with_other_settings(tmp_path: Path) -> None:
+    from kdinspect.demo import run_demo
+    from kdinspect.engine.resume import ResumeConfigError
+
+    out = tmp_path / "demo"
+    other = _cfg(_data(tmp_path), out, ["train.name=seg_0_teacher"])  # the demo's first step, other settings
+    train(other, progress=False)
+    before = (out / "seg_0_teacher" / "config.yaml").read_text()
+    with pytest.raises(ResumeConfigError, match=r"choose another --out"):
+        run_demo(out, epochs=1, threads=1)
+    assert (out / "seg_0_teacher" / "config.yaml").read_text() == before
