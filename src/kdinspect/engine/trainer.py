@@ -169,10 +169,9 @@ class Trainer:
             self.state.skipped_names = sorted(set(self.state.skipped_names) | set(batch.skipped))
             logger.warning("skipped %d unreadable file(s): %s", len(batch.skipped), ", ".join(batch.skipped))
         self.schedule.step(self.state.global_step)
-        if len(batch) == 0:
-            return {}
         batch_size = int(getattr(self.train_loader.batch_sampler, "batch_size", 0) or 0)
-        if len(batch) == 1 and batch_size > 1 and _batchnorm_in_training(self.task):
+        lone = len(batch) == 1 and batch_size > 1 and _batchnorm_in_training(self.task)
+        if lone:
             # BatchNorm cannot normalise one image whose feature map is 1x1 somewhere; a lone image (the rest of its
             # batch unreadable, or the epoch's last partial batch) is left out, counted and named, never silently
             self.state.dropped_images += 1
@@ -181,6 +180,19 @@ class Trainer:
                 self.state.global_step,
                 batch.metas[0].path,
             )
+        usable = len(batch) > 0 and not lone
+        if self.dist_info.enabled and not self._all_usable(usable):
+            # DDP: every process steps or none does (a process that skips alone would hang the others' all-reduce)
+            if usable:
+                self.state.dropped_images += len(batch)
+                logger.warning(
+                    "dropped %d training image(s) at step %d: another process has no usable batch: %s",
+                    len(batch),
+                    self.state.global_step,
+                    ", ".join(m.path for m in batch.metas),
+                )
+            return {}
+        if not usable:
             return {}
         batch = batch.to(self.device)
         autocast = (
@@ -215,6 +227,13 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_([p for p in self.task.parameters() if p.requires_grad], self.grad_clip)
         self.optimizer.step()
         return {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
+
+    def _all_usable(self, usable: bool) -> bool:
+        """Whether every process of a DDP run has a usable batch this step (one small all-reduce)."""
+        device = self.device if self.device.startswith("cuda") else "cpu"
+        flag = torch.tensor([1 if usable else 0], dtype=torch.int32, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
 
     def run_eval(self) -> dict[str, float]:
         """Evaluate on the main process, share the main metric, update best/early-stop bookkeeping."""
