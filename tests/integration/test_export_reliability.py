@@ -66,3 +66,17 @@ def test_demo_segmentation_config_exports_at_its_validation_size(tmp_path: Path)
     val = build_dataset(cfg.data, "val", "segmentation", train=False, run_dir=tmp_path)
     assert _input_size(cfg, "segmentation", None, [val[i] for i in range(3)]) == (96, 128)
     assert _input_size(cfg, "segmentation", (64, 64), []) == (64, 64)  # --imgsz still wins
+
+
+def test_failed_int8_check_renames_every_file_of_the_export(seg_run: Path, tmp_path: Path) -> None:
+    from kdinspect.export.api import ExportCheckError, export_checkpoint
+
+    out = tmp_path / "best.onnx"
+    with pytest.raises(ExportCheckError, match=r"int8"):
+        export_checkpoint(
+            seg_run, out, verify_images=1, metric_images=2, int8="qdq", calib_images=2, keep_slower_int8=True,
+            max_int8_drop=-1.0,
+        )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["best.failed.onnx", "best.int8.failed.onnx"]
+    report = json.loads((tmp_path / "best.verify.json").read_text())
+    assert report["failed_files"] == [str(tmp_path / "best.failed.onnx"), str(tmp_path / "best.int8.failed.onnx")]

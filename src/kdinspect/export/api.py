@@ -109,7 +109,7 @@ def _int8(
 ) -> tuple[Path | None, dict[str, Any]]:
     from kdinspect.export.quantize import quantize_onnx, time_model
 
-    path = fp32.with_name(f"{fp32.stem}.int8.onnx")
+    path = _outputs(fp32)["int8"]
     quantize_onnx(fp32, path, calib, fmt=fmt)
     t32, t8 = time_model(fp32, inputs[0], threads), time_model(path, inputs[0], threads)
     speedup = t32["median_ms"] / t8["median_ms"]
@@ -220,19 +220,21 @@ def export_checkpoint(
         if openvino:
             from kdinspect.export.openvino import export_openvino
 
-            models["openvino"] = export_openvino(out)
+            models["openvino"] = _outputs(out)["openvino"]  # named before it is written: a failure renames it too
+            models["openvino"] = export_openvino(out, models["openvino"])
             _parity(loaded, models["openvino"], inputs, nms, atol, report, "openvino")
             report["openvino"]["file"] = str(models["openvino"])
         if int8:
+            models["int8"] = _outputs(out)["int8"]  # named before it is written: a failure renames it too
             calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
             path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)
-            if path is not None:
-                models["int8"] = path
+            if path is None:  # not faster here: deleted
+                del models["int8"]
         if metric_images:
             report["metric_check"] = metric_check(loaded, models, samples[:metric_images], threads)
             _check_drops(report["metric_check"], max_metric_drop, max_int8_drop)
         report["status"] = "passed"
-        for stale in _failed_names(models).values():  # leftovers of an earlier failed export to the same name
+        for stale in _failed_names(_outputs(out)).values():  # leftovers of an earlier failed export to the same name
             _remove(stale)
     except Exception as err:
         report["status"] = "failed"
@@ -247,6 +249,15 @@ def export_checkpoint(
     write_json(verify_path, report)
     logger.info("export verified: %s (report %s)", out, verify_path)
     return report
+
+
+def _outputs(out: Path) -> dict[str, Path]:
+    """Every file an export to ``out`` may write: the ONNX file, its INT8 version and its OpenVINO IR."""
+    return {
+        "onnx": out,
+        "int8": out.with_name(f"{out.stem}.int8.onnx"),
+        "openvino": out.parent / f"{out.stem}_openvino" / f"{out.stem}.xml",
+    }
 
 
 def _failed_names(models: dict[str, Path]) -> dict[Path, Path]:
