@@ -17,6 +17,7 @@ from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter,
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
 from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
+from kdinspect.engine.resume import check_resume_config, remove_stale_tmp
 from kdinspect.engine.sampling import EpochBatchSampler
 from kdinspect.engine.trainer import Callback, Trainer, TrainState
 from kdinspect.evaluation.runner import evaluate_task
@@ -64,13 +65,15 @@ def build_loader(
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers, generator=gen)
 
 
-def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo) -> Path:
+def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo, allow_change: bool = False) -> Path:
     run_dir = cfg.run_dir
     last = run_dir / "last.safetensors"
     if last.exists() and not cfg.train.resume:
         raise FileExistsError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --name / train.name"
         )
+    if last.exists():  # before config.yaml is rewritten: a refused resume leaves the run folder as it was
+        check_resume_config(run_dir, cfg, allow_change, record=dist_info.is_main)
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
@@ -128,6 +131,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     *,
+    allow_change: bool = False,
     overrides: Sequence[str] = (),
     **fields: Any,
 ) -> TrainResult:
@@ -142,7 +146,10 @@ def train(
 
     Writes the run folder ``cfg.train.out_dir/cfg.train.name`` (config, checkpoints, CSV logs, curves, final
     evaluation of the best checkpoint under ``eval/``). Under ``torchrun`` it trains with DDP. With
-    ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode.
+    ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode; settings that
+    differ from the checkpoint's are refused (:class:`~kdinspect.engine.resume.ResumeConfigError`) unless
+    ``allow_change``, which records them in ``resume_changes.json``. Stale temporary files of a killed write are
+    removed on resume.
     """
     t0 = time.perf_counter()
     cfg = resolve_config(cfg, list(overrides), **fields)
@@ -151,8 +158,10 @@ def train(
     dist_info = init_distributed(cfg.train.device)
     set_deterministic(cfg.train.deterministic)
     threads = configure_threads(cfg.train.threads)
-    run_dir = _prepare_run_dir(cfg, dist_info)
+    run_dir = _prepare_run_dir(cfg, dist_info, allow_change)
     handler = add_file_handler(run_dir / "train.log") if dist_info.is_main else None
+    if cfg.train.resume and dist_info.is_main:
+        remove_stale_tmp(run_dir)
     try:
         logger.info(
             "run %s: %s, threads=%d, device=%s, world=%d",
@@ -184,15 +193,24 @@ def train(
             else:
                 metrics = evaluate(best, out_dir=run_dir / "eval", device=cfg.train.device)
             eval_s = getattr(trainer.evaluate, "seconds", 0.0)
+            st = trainer.state
             write_json(
                 run_dir / "results.json",
                 {
-                    "metrics": metrics,
+                    "metrics": {k: v for k, v in metrics.items() if k != "skipped_files"},
+                    # train: distinct unreadable training files (train_reads counts every time one was met); eval:
+                    # unreadable validation files in the final evaluation (named in train.log)
+                    "skipped_files": {
+                        "train": st.skipped_names,
+                        "train_reads": st.skipped_files,
+                        "eval": int(metrics.get("skipped_files", 0)),
+                        "dropped_images": st.dropped_images,
+                    },
                     "train_wall_s": time.perf_counter() - t0,
                     "fit_wall_s": fit_s,
                     "fit_eval_wall_s": eval_s,
                     "threads": threads,
-                    "state": trainer.state.to_dict(),
+                    "state": st.to_dict(),
                 },
             )
         return TrainResult(

@@ -16,6 +16,7 @@ import torch
 from kdinspect.api import train
 from kdinspect.config import RunConfig, apply_overrides
 from kdinspect.engine.checkpoint import load_model
+from kdinspect.engine.resume import ResumeConfigError
 from kdinspect.utils.env import environment_info
 from kdinspect.utils.io import write_json
 
@@ -94,7 +95,12 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 12, threads: int = 0, 
         if (cfg.run_dir / "last.safetensors").exists():
             cfg = apply_overrides(cfg, ["train.resume=true"])
         logger.info("demo step %d/%d: %s", i + 1, len(_SEG_ROWS), name)
-        res = train(cfg, progress=False)
+        try:
+            res = train(cfg, progress=False)
+        except ResumeConfigError as err:  # a finished step is reused only with the same settings
+            raise ResumeConfigError(
+                f"{out} holds a demo run with other settings ({err}); choose another --out or delete {out}"
+            ) from err
         if i == 0:
             teacher_ckpt = res.best
         model = load_model(res.best).model

@@ -14,7 +14,11 @@ HELP = "export a checkpoint to ONNX (+ INT8, OpenVINO) and verify it against PyT
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a .safetensors checkpoint")
     p.add_argument("--out", default=None, help="output .onnx (default: next to the checkpoint)")
-    p.add_argument("--imgsz", default=None, help="input size N or HxW (default: from the run config)")
+    p.add_argument(
+        "--imgsz",
+        default=None,
+        help="input size N or HxW (default: the size the model was validated at; see docs/deploy.md)",
+    )
     p.add_argument("--opset", type=int, default=17)
     p.add_argument(
         "--dynamic",

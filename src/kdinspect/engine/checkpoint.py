@@ -40,6 +40,7 @@ __all__ = [
     "capture_rng",
     "load_checkpoint",
     "load_model",
+    "nonfinite_tensors",
     "optimizer_from_tensors",
     "optimizer_to_tensors",
     "restore_rng",
@@ -209,11 +210,25 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def nonfinite_tensors(tensors: dict[str, Tensor]) -> list[str]:
+    """``"<name>: <n> NaN/Inf of <size> values"`` for every floating-point tensor holding NaN or Inf."""
+    bad = []
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(f"{name}: {int((~torch.isfinite(t)).sum())} NaN/Inf of {t.numel()} values")
+    return bad
+
+
+def load_checkpoint(path: str | Path, check_finite: bool = True) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (never unpickles).
 
+    Args:
+        path: the ``.safetensors`` file.
+        check_finite: refuse model weights holding NaN/Inf (a diverged run), naming the tensors.
+
     Raises:
-        CheckpointError: the file is missing, truncated/corrupt, or not a kdinspect checkpoint.
+        CheckpointError: the file is missing, truncated/corrupt, not a kdinspect checkpoint, or (``check_finite``)
+            its weights are not finite.
     """
     path = Path(path)
     if not path.is_file():
@@ -246,6 +261,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             groups["optim"][key] = value
         elif prefix == "rng":
             groups["rng"][key] = value
+    if check_finite and (bad := nonfinite_tensors(groups["model"])):
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more tensors" if len(bad) > 5 else "")
+        raise CheckpointError(
+            f"{path}: the model weights are not finite ({shown}); the run diverged before this checkpoint was written "
+            "(use an earlier checkpoint, or retrain with a lower train.lr or train.grad_clip)"
+        )
     return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state)
 
 

@@ -37,7 +37,9 @@ class TrainState:
     best: float | None = None  # best main validation metric
     best_epoch: int = -1
     bad_evals: int = 0  # evaluations since the last improvement
-    skipped_files: int = 0  # unreadable files met so far
+    skipped_files: int = 0  # unreadable files met so far (a file met in 3 epochs counts 3 times)
+    skipped_names: list[str] = field(default_factory=list)  # the distinct unreadable files, sorted
+    dropped_images: int = 0  # readable images left out: one-image batches with BatchNorm in training mode
     finished: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,9 +166,33 @@ class Trainer:
         """One optimizer step; returns the loss terms as floats (empty if the batch was unusable)."""
         if batch.skipped:
             self.state.skipped_files += len(batch.skipped)
+            self.state.skipped_names = sorted(set(self.state.skipped_names) | set(batch.skipped))
             logger.warning("skipped %d unreadable file(s): %s", len(batch.skipped), ", ".join(batch.skipped))
         self.schedule.step(self.state.global_step)
-        if len(batch) == 0:
+        batch_size = int(getattr(self.train_loader.batch_sampler, "batch_size", 0) or 0)
+        lone = len(batch) == 1 and batch_size > 1 and _batchnorm_in_training(self.task)
+        if lone:
+            # BatchNorm cannot normalise one image whose feature map is 1x1 somewhere; a lone image (the rest of its
+            # batch unreadable, or the epoch's last partial batch) is left out, counted and named, never silently
+            self.state.dropped_images += 1
+            logger.warning(
+                "dropped a one-image training batch at step %d (BatchNorm in training mode needs 2+ images): %s",
+                self.state.global_step,
+                batch.metas[0].path,
+            )
+        usable = len(batch) > 0 and not lone
+        if self.dist_info.enabled and not self._all_usable(usable):
+            # DDP: every process steps or none does (a process that skips alone would hang the others' all-reduce)
+            if usable:
+                self.state.dropped_images += len(batch)
+                logger.warning(
+                    "dropped %d training image(s) at step %d: another process has no usable batch: %s",
+                    len(batch),
+                    self.state.global_step,
+                    ", ".join(m.path for m in batch.metas),
+                )
+            return {}
+        if not usable:
             return {}
         batch = batch.to(self.device)
         autocast = (
@@ -174,8 +200,18 @@ class Trainer:
             if self.amp and self.device.startswith("cuda")
             else contextlib.nullcontext()
         )
-        with autocast:
-            out = self.runner(batch)
+        try:
+            with autocast:
+                out = self.runner(batch)
+        except ValueError as err:
+            if len(batch) == 1 and "Expected more than 1 value per channel" in str(err):
+                h, w = batch.images.shape[-2:]
+                raise ValueError(
+                    f"train.batch_size={batch_size}: a BatchNorm layer of the model sees one value per channel with "
+                    f"one {h}x{w} image per batch ({err}); use train.batch_size >= 2, a larger data.imgsz, or a "
+                    "model norm without batch statistics (e.g. model.params.norm=gn where the model has it)"
+                ) from err
+            raise
         loss = out["loss"]
         if not torch.isfinite(loss):
             self._nonfinite += 1
@@ -191,6 +227,13 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_([p for p in self.task.parameters() if p.requires_grad], self.grad_clip)
         self.optimizer.step()
         return {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
+
+    def _all_usable(self, usable: bool) -> bool:
+        """Whether every process of a DDP run has a usable batch this step (one small all-reduce)."""
+        device = self.device if self.device.startswith("cuda") else "cpu"
+        flag = torch.tensor([1 if usable else 0], dtype=torch.int32, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
 
     def run_eval(self) -> dict[str, float]:
         """Evaluate on the main process, share the main metric, update best/early-stop bookkeeping."""
@@ -216,6 +259,11 @@ class Trainer:
         self.last_metrics = metrics
         self._emit("on_eval_end", metrics, improved)
         return metrics
+
+
+def _batchnorm_in_training(module: nn.Module) -> bool:
+    """Whether any BatchNorm layer of ``module`` uses batch statistics (training mode; frozen ones do not)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
 
 
 def _fmt(out: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kdinspect.data.structures import Detections
+from kdinspect.data.structures import Batch, Detections
 from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
 from kdinspect.evaluation.segmentation import SegmentationMeter
 from kdinspect.tasks.base import Task
@@ -18,6 +18,16 @@ from kdinspect.tasks.base import Task
 __all__ = ["collect_detections", "evaluate_task"]
 
 logger = logging.getLogger(__name__)
+
+
+def _raise_nonfinite(task: Task, batch: Batch) -> None:
+    """Name the images whose prediction is NaN/Inf and the model tensors that are not finite."""
+    from kdinspect.engine.checkpoint import nonfinite_tensors
+
+    images = ", ".join(m.path for m in batch.metas)
+    bad = nonfinite_tensors(task.deployable().state_dict())
+    why = f"non-finite weights: {'; '.join(bad[:5])}" if bad else "the weights are finite (check the input images)"
+    raise FloatingPointError(f"model output is NaN/Inf for {images} ({why})")
 
 
 @torch.no_grad()
@@ -34,7 +44,10 @@ def collect_detections(
         if len(batch) == 0:
             continue
         batch = batch.to(device)
-        preds += [type(d)(*(t.cpu() for t in d)) for d in task.predict(batch)]
+        dets = [type(d)(*(t.cpu() for t in d)) for d in task.predict(batch)]
+        if not all(bool(torch.isfinite(t.float()).all()) for d in dets for t in d):
+            _raise_nonfinite(task, batch)
+        preds += dets
         for target, meta in zip(batch.targets, batch.metas):
             sy, sx = meta.scale
             boxes = target.boxes.cpu().numpy().astype(np.float64) / np.array([sx, sy, sx, sy])
@@ -67,6 +80,8 @@ def evaluate_task(
                 continue
             batch = batch.to(device)
             prob = model(batch.images).prob[:, 0].float().cpu()
+            if not bool(torch.isfinite(prob).all()):
+                _raise_nonfinite(task, batch)
             for p, target, meta in zip(prob, batch.targets, batch.metas):
                 h, w = meta.input_size
                 meter.update(p[:h, :w], target.mask.cpu()[:h, :w] > 0.5)

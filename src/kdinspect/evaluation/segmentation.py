@@ -72,6 +72,9 @@ class SegmentationMeter:
         prob = prob.detach().float().cpu()
         if prob.shape != gt_t.shape:
             raise ValueError(f"prediction {tuple(prob.shape)} and mask {tuple(gt_t.shape)} differ in size")
+        if not bool(torch.isfinite(prob).all()):
+            n = int((~torch.isfinite(prob)).sum())
+            raise ValueError(f"prediction has {n} NaN/Inf value(s) of {prob.numel()}: the model output is not finite")
         k = 2 * self.tol + 1
         dil = F.max_pool2d(gt_t[None, None].float(), k, stride=1, padding=self.tol)[0, 0].bool()
         pred = prob >= self.threshold

@@ -2,12 +2,17 @@
 
 For each file (ONNX FP32, optional INT8 and OpenVINO IR) the report holds the max abs difference to PyTorch on real
 images and the main metric (mAP50 or F1) on a validation subset before/after. It is printed, saved next to the model
-as ``<name>.verify.json``, and a failed check raises :class:`ExportCheckError` (the CLI exits non-zero).
+as ``<name>.verify.json`` (``status``: ``passed`` / ``failed``), and a failed check raises :class:`ExportCheckError`
+(the CLI exits non-zero). The files of an export whose check failed, or did not finish, are renamed
+(``best.onnx`` -> ``best.failed.onnx``, listed under ``failed_files``), so a deployable name never holds an unverified
+model; a later export that passes removes those leftovers.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,11 +50,34 @@ def parse_imgsz(value: str | int | None) -> tuple[int, int] | None:
     return (dims[0], dims[-1])
 
 
-def _input_size(cfg: Any, kind: str, imgsz: tuple[int, int] | None) -> tuple[int, int]:
+def _input_size(cfg: Any, kind: str, imgsz: tuple[int, int] | None, samples: list[Any]) -> tuple[int, int]:
+    """The export input size: ``imgsz`` if given, else the size the model was validated at.
+
+    Detection: ``data.imgsz``. Segmentation: ``data.eval_imgsz`` if set, else (full-resolution evaluation) the size
+    of the validation images, padded to a multiple of 32 as the evaluation batches are; ``data.imgsz`` is only the
+    training crop there.
+    """
     if imgsz:
         return imgsz
-    size = cfg.data.imgsz if kind == "detection" else (cfg.data.eval_imgsz or cfg.data.imgsz)
-    return (size, size)
+    if kind == "detection" or cfg.data.eval_imgsz:
+        size = cfg.data.imgsz if kind == "detection" else cfg.data.eval_imgsz
+        return (size, size)
+    from kdinspect.data.datasets import PAD_MULTIPLE
+
+    sizes = Counter(tuple(s.meta.input_size) for s in samples)
+    if not sizes:
+        return (cfg.data.imgsz, cfg.data.imgsz)
+    (h, w), n = sizes.most_common(1)[0]
+    padded = (-(-h // PAD_MULTIPLE) * PAD_MULTIPLE, -(-w // PAD_MULTIPLE) * PAD_MULTIPLE)
+    if len(sizes) > 1:
+        logger.warning(
+            "validation images have %d sizes (%s); exporting at the most common one, %dx%d (pass --imgsz HxW)",
+            len(sizes),
+            ", ".join(f"{a}x{b}" for a, b in sorted(sizes)),
+            *padded,
+        )
+    logger.info("export size %dx%d: the validation image size (%d of %d checked images)", *padded, n, len(samples))
+    return padded
 
 
 def _inputs(samples: list[Any], size: tuple[int, int], n: int) -> list[np.ndarray]:
@@ -81,7 +109,7 @@ def _int8(
 ) -> tuple[Path | None, dict[str, Any]]:
     from kdinspect.export.quantize import quantize_onnx, time_model
 
-    path = fp32.with_name(f"{fp32.stem}.int8.onnx")
+    path = _outputs(fp32)["int8"]
     quantize_onnx(fp32, path, calib, fmt=fmt)
     t32, t8 = time_model(fp32, inputs[0], threads), time_model(path, inputs[0], threads)
     speedup = t32["median_ms"] / t8["median_ms"]
@@ -136,7 +164,8 @@ def export_checkpoint(
     Args:
         checkpoint: a ``.safetensors`` checkpoint.
         out: output ``.onnx`` (default: beside the checkpoint).
-        imgsz: input size ``N`` or ``(H, W)`` / ``"HxW"`` (default: from the run config).
+        imgsz: input size ``N`` or ``(H, W)`` / ``"HxW"`` (default: the size the model was validated at: detection
+            ``data.imgsz``; segmentation ``data.eval_imgsz``, or the validation images' size when that is 0).
         opset: ONNX opset.
         dynamic: dynamic batch axis (else batch 1).
         nms: detectors: NMS inside the graph (``dets``) or on the host (``boxes``/``scores``).
@@ -155,22 +184,25 @@ def export_checkpoint(
             baked into the graph (e.g. ``model.params.rpn_post_nms_top_n=[1000,100]``); the checks use them too.
 
     Raises:
-        ExportCheckError: a parity or metric check failed (the report is still written).
+        ExportCheckError: a parity or metric check failed (the report is still written; the files are renamed to
+            ``<name>.failed<suffix>``).
     """
     from kdinspect.export.check import load_val_subset, metric_check
 
     loaded = load_model(checkpoint, overrides=overrides)
     if data_root is not None:
         loaded.cfg.data.root = str(data_root)
-    size = _input_size(loaded.cfg, loaded.kind, parse_imgsz(imgsz) if not isinstance(imgsz, tuple) else imgsz)
+    samples = load_val_subset(loaded, max(verify_images, metric_images, 1))
+    requested = parse_imgsz(imgsz) if not isinstance(imgsz, tuple) else imgsz
+    size = _input_size(loaded.cfg, loaded.kind, requested, samples)
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
     export_onnx(loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms)
-    samples = load_val_subset(loaded, max(verify_images, metric_images, 1))
     inputs = _inputs(samples, size, max(verify_images, 1))
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "onnx": str(out),
         "input_size": list(size),
+        "input_size_from": "--imgsz" if requested else "run config / validation images",
         "dynamic_batch": dynamic,
         "nms": "graph" if nms else "host",
         "atol": atol,
@@ -180,29 +212,82 @@ def export_checkpoint(
     if overrides:
         report["overrides"] = list(overrides)
     verify_path = out.with_suffix(".verify.json")
+    models: dict[str, Path] = {"onnx": out}
     try:
         _parity(loaded, out, inputs, nms, atol, report, "parity")
         if dynamic:
             _parity(loaded, out, [np.concatenate(inputs[:2] * 2)[:2]], nms, atol, report, "parity_batch2")
-        models: dict[str, Path] = {"onnx": out}
         if openvino:
             from kdinspect.export.openvino import export_openvino
 
-            models["openvino"] = export_openvino(out)
+            models["openvino"] = _outputs(out)["openvino"]  # named before it is written: a failure renames it too
+            models["openvino"] = export_openvino(out, models["openvino"])
             _parity(loaded, models["openvino"], inputs, nms, atol, report, "openvino")
             report["openvino"]["file"] = str(models["openvino"])
         if int8:
+            models["int8"] = _outputs(out)["int8"]  # named before it is written: a failure renames it too
             calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
             path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)
-            if path is not None:
-                models["int8"] = path
+            if path is None:  # not faster here: deleted
+                del models["int8"]
         if metric_images:
             report["metric_check"] = metric_check(loaded, models, samples[:metric_images], threads)
             _check_drops(report["metric_check"], max_metric_drop, max_int8_drop)
-    finally:
+        report["status"] = "passed"
+        for stale in _failed_names(_outputs(out)).values():  # leftovers of an earlier failed export to the same name
+            _remove(stale)
+    except Exception as err:
+        report["status"] = "failed"
+        report["error"] = f"{type(err).__name__}: {err}"
+        report["failed_files"] = [str(p) for p in _mark_failed(models)]
         write_json(verify_path, report)
+        note = f"; the unverified file(s) were renamed to {', '.join(report['failed_files'])} (report {verify_path})"
+        if isinstance(err, ExportCheckError):
+            raise ExportCheckError(f"{err}{note}") from err
+        logger.error("export check did not finish%s", note)
+        raise
+    write_json(verify_path, report)
     logger.info("export verified: %s (report %s)", out, verify_path)
     return report
+
+
+def _outputs(out: Path) -> dict[str, Path]:
+    """Every file an export to ``out`` may write: the ONNX file, its INT8 version and its OpenVINO IR."""
+    return {
+        "onnx": out,
+        "int8": out.with_name(f"{out.stem}.int8.onnx"),
+        "openvino": out.parent / f"{out.stem}_openvino" / f"{out.stem}.xml",
+    }
+
+
+def _failed_names(models: dict[str, Path]) -> dict[Path, Path]:
+    """Written file -> its ``failed`` name: ``best.onnx`` -> ``best.failed.onnx``, ``best.int8.onnx`` ->
+    ``best.int8.failed.onnx``; an OpenVINO IR's folder ``best_openvino`` -> ``best_openvino.failed``."""
+    names = {}
+    for key, path in models.items():
+        if key == "openvino":
+            names[path.parent] = path.parent.with_name(f"{path.parent.name}.failed")
+        else:
+            names[path] = path.with_name(f"{path.stem}.failed{path.suffix}")
+    return names
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _mark_failed(models: dict[str, Path]) -> list[Path]:
+    """Rename every file of a failed export to its ``failed`` name (so no deployable name points at it)."""
+    renamed = []
+    for src, dst in _failed_names(models).items():
+        if src.exists():
+            _remove(dst)
+            src.replace(dst)
+            renamed.append(dst)
+    return renamed
 
 
 def _check_drops(check: dict[str, Any], max_drop: float, max_int8_drop: float) -> None:

@@ -95,34 +95,38 @@ def export_onnx(
     if dynamic and kind == "detection" and nms:
         dynamic_axes = {"images": {0: "batch"}}
     tmp = path.with_suffix(".onnx.tmp")
-    torch.onnx.export(
-        module,
-        (dummy,),
-        str(tmp),
-        input_names=["images"],
-        output_names=names,
-        opset_version=opset,
-        dynamic_axes=dynamic_axes,
-        dynamo=False,
-    )
-    proto = onnx.load(str(tmp))
-    meta = {
-        "kdinspect.task": kind,
-        "kdinspect.classes": json.dumps(list(classes)),
-        "kdinspect.input_size": json.dumps(list(input_size)),
-        "kdinspect.model": model_name,
-        "kdinspect.version": __version__,
-        "kdinspect.nms": "graph" if nms else "host",
-        "kdinspect.precision": "fp32",
-    }
-    if kind == "detection":
-        meta |= _nms_metadata(module, model)
-    meta |= {k: str(v) for k, v in (extra_metadata or {}).items()}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+    try:
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(tmp),
+            input_names=["images"],
+            output_names=names,
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
+        proto = onnx.load(str(tmp))
+        meta = {
+            "kdinspect.task": kind,
+            "kdinspect.classes": json.dumps(list(classes)),
+            "kdinspect.input_size": json.dumps(list(input_size)),
+            "kdinspect.model": model_name,
+            "kdinspect.version": __version__,
+            "kdinspect.nms": "graph" if nms else "host",
+            "kdinspect.precision": "fp32",
+        }
+        if kind == "detection":
+            meta |= _nms_metadata(module, model)
+        meta |= {k: str(v) for k, v in (extra_metadata or {}).items()}
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        tmp.replace(path)
+    finally:
+        if tmp.exists():  # a failed export leaves no half-written file
+            tmp.unlink()
     logger.info("exported %s (%s, outputs %s, %.1f MB)", path, kind, names, path.stat().st_size / 1e6)
     return path
