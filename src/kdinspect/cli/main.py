@@ -51,7 +51,16 @@ COMMANDS: list[ModuleType] = [
 ]
 
 # Errors that come from bad input (config, files, data) rather than from bugs: printed without a traceback.
-USER_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, ImportError)
+USER_ERRORS = (
+    KeyError,
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    RuntimeError,
+    ImportError,
+    FloatingPointError,  # NaN/Inf weights or outputs: a model or data problem, named in the message
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
