@@ -15,6 +15,7 @@ import torch
 from torchvision.ops import box_iou
 
 from kdinspect.data.structures import Detections
+from kdinspect.evaluation.confidence import ConfidenceCurves, confidence_curves
 
 __all__ = ["GroundTruth", "confusion_matrix", "evaluate_detections"]
 
@@ -126,8 +127,10 @@ def evaluate_detections(
         coco_gt = COCO(gt_dict)
         coco_dt = coco_gt.loadRes(dets) if dets else None
     if coco_dt is None or not gt_dict["annotations"]:
-        metrics = {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "main": 0.0} | fault
-        _write_outputs(out_dir, metrics, None, preds, gts, classes, score_thr_confusion)
+        curves = confidence_curves(preds, [g.boxes for g in gts], [g.labels for g in gts], len(classes))
+        metrics = {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "main": 0.0}
+        metrics |= _precision_recall(curves, classes, len(gts)) | fault
+        _write_outputs(out_dir, metrics, None, preds, gts, classes, score_thr_confusion, curves)
         return metrics
     ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=logger.debug)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -152,9 +155,28 @@ def evaluate_detections(
             metrics[f"AP50_{name}"] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else 0.0
     metrics = {k: (max(v, 0.0) if v == v else 0.0) for k, v in metrics.items()}
     metrics["main"] = metrics["mAP50"]
-    metrics |= fault
-    _write_outputs(out_dir, metrics, precision, preds, gts, classes, score_thr_confusion)
+    curves = confidence_curves(preds, [g.boxes for g in gts], [g.labels for g in gts], len(classes))
+    metrics |= _precision_recall(curves, classes, len(gts)) | fault
+    _write_outputs(out_dir, metrics, precision, preds, gts, classes, score_thr_confusion, curves)
     return metrics
+
+
+def _precision_recall(curves: ConfidenceCurves, classes: Sequence[str], images: int) -> dict[str, float]:
+    """P, R and F1 at the confidence that maximises the mean F1 (overall and per class), instances per class."""
+    i, has = curves.best_index, curves.n_gt > 0
+    out = {
+        "precision": float(curves.precision[has, i].mean()) if has.any() else 0.0,
+        "recall": float(curves.recall[has, i].mean()) if has.any() else 0.0,
+        "f1": float(curves.f1[has, i].mean()) if has.any() else 0.0,
+        "conf_best_f1": float(curves.conf[i]),
+        "images": float(images),
+        "instances": float(curves.n_gt.sum()),
+    }
+    for k, name in enumerate(classes):
+        if curves.n_gt[k] > 0:
+            out |= {f"P_{name}": float(curves.precision[k, i]), f"R_{name}": float(curves.recall[k, i])}
+            out[f"instances_{name}"] = float(curves.n_gt[k])
+    return out
 
 
 def _fault_metrics(preds: Sequence[Detections], gts: Sequence[GroundTruth], classes: Sequence[str]) -> dict[str, float]:
@@ -174,21 +196,28 @@ def _write_outputs(
     gts: Sequence[GroundTruth],
     classes: Sequence[str],
     score_thr: float,
+    curves: ConfidenceCurves | None = None,
 ) -> None:
     if out_dir is None:
         return
-    from kdinspect.evaluation.plots import plot_confusion_matrix, plot_pr_curves
+    from kdinspect.evaluation.plots import plot_confidence_curves, plot_confusion_matrix, plot_pr_curves
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if precision is not None:
         recall = np.linspace(0, 1, precision.shape[1])
-        curves = {n: precision[0, :, k, 0, -1] for k, n in enumerate(classes) if (precision[0, :, k, 0, -1] > -1).any()}
+        pr = {n: precision[0, :, k, 0, -1] for k, n in enumerate(classes) if (precision[0, :, k, 0, -1] > -1).any()}
         aps = {n: metrics.get(f"AP50_{n}", float("nan")) for n in classes}
-        plot_pr_curves(recall, curves, aps, out / "pr_curves.png", title="PR curves (IoU 0.5)")
+        plot_pr_curves(recall, pr, aps, out / "pr_curves.png", title="PR curves (IoU 0.5)")
     mat = confusion_matrix(preds, gts, len(classes), score_thr=score_thr)
     plot_confusion_matrix(
         mat, [*classes, "background"], out / "confusion_matrix.png", title=f"confusion (IoU 0.5, score >= {score_thr})"
     )
     np.savetxt(out / "confusion_matrix.csv", mat, fmt="%d", delimiter=",", header=",".join([*classes, "background"]))
+    if curves is not None:
+        names = [n for k, n in enumerate(classes) if curves.n_gt[k] > 0]
+        for attr, label, file in (("precision", "precision", "P"), ("recall", "recall", "R"), ("f1", "F1", "F1")):
+            data = getattr(curves, attr)
+            per = {n: data[k] for k, n in enumerate(classes) if curves.n_gt[k] > 0}
+            plot_confidence_curves(curves.conf, per, names, out / f"{file}_curve.png", label)

@@ -12,7 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_pr_curves", "plot_training_curves"]
+__all__ = [
+    "plot_confidence_curves",
+    "plot_confusion_matrix",
+    "plot_pr_curves",
+    "plot_results_grid",
+    "plot_training_curves",
+]
 
 
 def _read_csv(path: Path) -> dict[str, list[float]]:
@@ -65,6 +71,78 @@ def plot_training_curves(run_dir: str | Path) -> list[Path]:
             plt.close(fig)
             written.append(run_dir / "metrics.png")
     return written
+
+
+# the validation metrics shown in results.png, in order (those present in metrics.csv)
+_GRID_METRICS = ("main", "precision", "recall", "mAP50", "mAP", "f1", "iou", "ods", "ois", "f1_tol", "iou_tol")
+
+
+def plot_results_grid(run_dir: str | Path) -> Path | None:
+    """``results.png``: one small panel per curve (each training loss term and the learning rate from steps.csv;
+    each validation metric, and every class's AP50 or F1 in one panel, from metrics.csv). Points are marked, so a
+    run with a single evaluation still shows its values."""
+    run_dir = Path(run_dir)
+    steps, metrics = _read_csv(run_dir / "steps.csv"), _read_csv(run_dir / "metrics.csv")
+    panels: list[tuple[str, list[float], dict[str, list[float]]]] = []
+    if steps.get("step"):
+        for k in steps:
+            if k not in ("step", "epoch", "time_s"):
+                panels.append((f"train {k}", steps["step"], {k: steps[k]}))
+    if metrics.get("epoch"):
+        ep = metrics["epoch"]
+        panels += [(f"val {k}", ep, {k: metrics[k]}) for k in _GRID_METRICS if k in metrics]
+        per_class = {k.split("_", 1)[1]: v for k, v in metrics.items() if k.startswith("AP50_")}
+        if per_class:
+            panels.append(("val AP50 per class", ep, per_class))
+    if not panels:
+        return None
+    cols = min(5, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    for ax, (title, x, ys) in zip(axes.ravel(), panels):
+        for name, y in ys.items():
+            marker = "o" if len(x) <= 30 else None
+            ax.plot(x, y, marker=marker, markersize=3, linewidth=1.0, label=name if len(ys) > 1 else None)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if len(ys) > 1:
+            ax.legend(fontsize=6)
+        if title.startswith("train") and title != "train lr" and all(v > 0 for y in ys.values() for v in y if v == v):
+            ax.set_yscale("log")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = run_dir / "results.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_confidence_curves(
+    conf: np.ndarray, curves: dict[str, np.ndarray], classes: Sequence[str], path: str | Path, ylabel: str
+) -> Path:
+    """A metric (precision, recall or F1) against the confidence threshold: one thin line per class and the mean over
+    classes in bold, with the mean's maximum marked. curves: ``{class: (C,)}`` on the grid ``conf``."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name in classes:
+        if name in curves:
+            ax.plot(conf, curves[name], linewidth=0.9, label=name)
+    if curves:
+        mean = np.mean(list(curves.values()), axis=0)
+        i = int(mean.argmax())
+        ax.plot(conf, mean, color="black", linewidth=2.2, label=f"all classes {mean[i]:.3f} at {conf[i]:.2f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel}-confidence curve (IoU 0.5)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_pr_curves(
