@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from kdinspect.deploy.draw import Window
+from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.transport import CurveClient, Message, ResultReceiver
 
 __all__ = ["receive_stream"]
@@ -26,13 +28,18 @@ def receive_stream(
     log_path: str | Path | None = None,
     count: int | None = None,
     timeout: float | None = None,
+    summary_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C.
+    """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C (or
+    SIGTERM, under :func:`kdinspect.deploy.signals.sigterm_interrupts`). Malformed messages are counted and skipped.
+
+    Args:
+        summary_path: write the summary here as JSON (atomically), however the loop ends, errors included.
 
     Returns:
         :meth:`ReceiverStats.summary`: received, dropped (sequence gaps), skipped_stale (received while showing a
-        newer frame), published (from the end message), latency percentiles (capture on the sender -> received
-        here; across machines this needs synchronised clocks).
+        newer frame), published (from the end message), rejected (by reason), stopped_by, latency percentiles
+        (capture on the sender -> received here; across machines this needs synchronised clocks).
     """
     window = Window(f"kdinspect: {endpoint}") if show else None
     receiver = ResultReceiver(endpoint, curve)
@@ -43,7 +50,8 @@ def receive_stream(
 
     def record(msg: Message) -> None:  # every received frame, shown or not
         if log is not None:
-            log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")
+            lat = None if msg.latency_ms is None else round(msg.latency_ms, 3)
+            log.write(json.dumps(msg.meta | {"latency_ms": lat}) + "\n")
         if save is not None and msg.jpeg:
             (save / f"{msg.meta['seq']:08d}.jpg").write_bytes(msg.jpeg)
 
@@ -58,14 +66,23 @@ def receive_stream(
                     logger.warning("frame %s: the JPEG part does not decode", msg.meta.get("seq"))
                 elif not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
                     break
-    except KeyboardInterrupt:
-        logger.info("interrupted")
+    except KeyboardInterrupt as err:
+        receiver.stats.stopped_by = stop_reason(err)
+        logger.info("stopped by %s", receiver.stats.stopped_by)
     finally:
         if log is not None:
             log.close()
         if window is not None:
             window.close()
         receiver.close()
-    summary = receiver.stats.summary()
+        summary = receiver.stats.summary()
+        if summary_path is not None:
+            _write_json(Path(summary_path), summary)
     logger.info("received: %s", summary)
     return summary
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

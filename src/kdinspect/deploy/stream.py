@@ -16,6 +16,7 @@ import numpy as np
 from kdinspect.deploy.draw import Window, draw_detections, overlay_mask
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult
 from kdinspect.deploy.runtime import OrtModel, Result
+from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.sources import FrameSource
 
 __all__ = ["StreamStats", "encode_jpeg", "render", "run_stream"]
@@ -48,11 +49,14 @@ def _pct(values: list[float], q: float) -> float | None:
 
 @dataclass
 class StreamStats:
-    """What a stream run did. Latency is capture -> results ready (and published), per processed frame."""
+    """What a stream run did. Latency is capture -> results ready (and published), per processed frame.
+    ``sent_to_socket``: frames the publisher queued (not a delivery count: see the publisher's ``acknowledged``);
+    ``publish_dropped``: frames it did not send."""
 
     processed: int = 0
-    published: int = 0
+    sent_to_socket: int = 0
     publish_dropped: int = 0
+    stopped_by: str | None = None
     latency_ms: list[float] = field(default_factory=list)
     inference_ms: list[float] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
@@ -68,8 +72,9 @@ class StreamStats:
             "latency_ms_p99": _pct(self.latency_ms, 0.99),
             "latency_ms_max": _pct(self.latency_ms, 1.0),
             "inference_ms_p50": round(statistics.median(self.inference_ms), 3) if self.inference_ms else None,
-            "published": self.published,
+            "sent_to_socket": self.sent_to_socket,
             "publish_dropped": self.publish_dropped,
+            "stopped_by": self.stopped_by,
         }
         if source is not None:
             out |= {"source_captured": source.captured, "source_dropped": source.dropped}
@@ -87,7 +92,8 @@ def run_stream(
     jpeg_quality: int = 80,
     on_frame: Callable[[dict[str, Any], bytes], None] | None = None,
 ) -> dict[str, Any]:
-    """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C.
+    """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C (or SIGTERM,
+    under :func:`kdinspect.deploy.signals.sigterm_interrupts`).
 
     Args:
         model: the exported model.
@@ -138,15 +144,16 @@ def run_stream(
                     break
             if publisher is not None:
                 if publisher.publish(meta, jpeg):
-                    stats.published += 1
+                    stats.sent_to_socket += 1
                 else:
                     stats.publish_dropped += 1
             if on_frame is not None:
                 on_frame(meta, jpeg)
             stats.processed += 1
             stats.latency_ms.append((time.time() - frame.t_capture) * 1e3)
-    except KeyboardInterrupt:
-        logger.info("interrupted")
+    except KeyboardInterrupt as err:
+        stats.stopped_by = stop_reason(err)
+        logger.info("stopped by %s", stats.stopped_by)
     finally:
         stats.t_end = time.perf_counter()
         if writer is not None:
