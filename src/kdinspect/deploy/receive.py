@@ -8,16 +8,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from kdinspect.deploy.draw import Window
+from kdinspect.deploy.imageio import ImageDecodeError, decode_image
 from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.transport import CurveClient, Message, ResultReceiver
 
 __all__ = ["receive_stream"]
 
 logger = logging.getLogger(__name__)
+
+SHOW_MAX_PIXELS = 40_000_000
 
 
 def receive_stream(
@@ -61,10 +61,12 @@ def receive_stream(
             if msg is None:
                 break  # end of stream or idle timeout
             if window is not None and msg.jpeg:
-                bgr = cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    logger.warning("frame %s: the JPEG part does not decode", msg.meta.get("seq"))
-                elif not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+                try:  # header checked before decoding: a bogus 60000x60000 JPEG part allocates nothing
+                    rgb = decode_image(msg.jpeg, SHOW_MAX_PIXELS, f"frame {msg.meta['seq']}")
+                except ImageDecodeError as err:
+                    logger.warning("%s: the JPEG part is not shown", err)
+                    continue
+                if not window.show(rgb):
                     break
     except KeyboardInterrupt as err:
         receiver.stats.stopped_by = stop_reason(err)

@@ -52,6 +52,7 @@ class ServiceLimits:
             then 503).
         queue_timeout_s: longest wait for a slot.
         read_timeout_s: an upload that sends no data for this long gets 408.
+        upload_timeout_s: an upload not complete after this long gets 408 (a client trickling bytes).
     """
 
     max_bytes: int = 10 * 1024 * 1024
@@ -59,6 +60,7 @@ class ServiceLimits:
     max_concurrent: int = 2
     queue_timeout_s: float = 30.0
     read_timeout_s: float = 10.0
+    upload_timeout_s: float = 60.0
 
 
 class _Busy(Exception):
@@ -179,7 +181,7 @@ def _add_core_routes(
         predictor.requests += 1
         try:
             check_key(request)
-            data, name = await upload_bytes(request, limits.max_bytes, limits.read_timeout_s)
+            data, name = await upload_bytes(request, limits.max_bytes, limits.read_timeout_s, limits.upload_timeout_s)
             try:
                 return JSONResponse(await run_in_threadpool(predictor, data, name, overlay))
             except ImageDecodeError as err:

@@ -25,32 +25,39 @@ class _TooLarge(Exception):
 
 
 class _Stalled(Exception):
-    pass
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-async def _read_body(request: Request, limit: int, idle_s: float) -> AsyncGenerator[bytes, None]:
-    """The request body, chunk by chunk, failing as soon as it exceeds ``limit`` bytes or no chunk arrives for
-    ``idle_s`` seconds."""
+async def _read_body(request: Request, limit: int, idle_s: float, total_s: float) -> AsyncGenerator[bytes, None]:
+    """The request body, chunk by chunk, failing as soon as it exceeds ``limit`` bytes, no chunk arrives for
+    ``idle_s`` seconds, or the whole body has not arrived after ``total_s`` seconds."""
     total = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_s
     chunks = request.stream().__aiter__()
     while True:
+        left = deadline - loop.time()
         try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), idle_s)
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, min(idle_s, left)))
         except StopAsyncIteration:
             return
         except TimeoutError:
-            raise _Stalled from None
+            if left <= idle_s:
+                raise _Stalled(f"upload too slow: not complete after {total_s:g} s") from None
+            raise _Stalled(f"upload stalled: no data for {idle_s:g} s") from None
         total += len(chunk)
         if total > limit:
             raise _TooLarge(total)
         yield chunk
 
 
-async def upload_bytes(request: Request, max_bytes: int, idle_s: float) -> tuple[bytes, str]:
+async def upload_bytes(request: Request, max_bytes: int, idle_s: float, total_s: float) -> tuple[bytes, str]:
     """Image bytes and their name from a multipart ``file`` field or a raw ``image/*`` body.
 
     Raises:
-        HTTPException: 413 too large, 408 stalled, 400 malformed multipart, 415 wrong Content-Type, 422 no file.
+        HTTPException: 413 too large, 408 stalled or too slow, 400 malformed multipart, 415 wrong Content-Type,
+            422 no file.
         ClientGone: the client disconnected mid-upload.
     """
     from starlette.formparsers import MultiPartException, MultiPartParser
@@ -63,7 +70,7 @@ async def upload_bytes(request: Request, max_bytes: int, idle_s: float) -> tuple
         if ctype.startswith("multipart/form-data"):
             parser = MultiPartParser(
                 request.headers,
-                _read_body(request, max_bytes, idle_s),
+                _read_body(request, max_bytes, idle_s, total_s),
                 max_files=1,
                 max_fields=8,
                 max_part_size=max_bytes,
@@ -76,11 +83,11 @@ async def upload_bytes(request: Request, max_bytes: int, idle_s: float) -> tuple
                 )
             return await upload.read(), upload.filename or "file"
         if ctype.startswith(("image/", "application/octet-stream")):
-            return b"".join([c async for c in _read_body(request, max_bytes, idle_s)]), "body"
+            return b"".join([c async for c in _read_body(request, max_bytes, idle_s, total_s)]), "body"
     except _TooLarge as err:
         raise HTTPException(413, f"upload exceeds the limit of {max_bytes} bytes") from err
     except _Stalled as err:
-        raise HTTPException(408, f"upload stalled: no data for {idle_s:g} s") from err
+        raise HTTPException(408, err.message) from err
     except ClientDisconnect as err:
         raise ClientGone from err
     except MultiPartException as err:

@@ -147,6 +147,27 @@ def test_stalled_upload_gets_408(det_model: Path) -> None:
         assert httpx.get(f"{url}/health").status_code == 200
 
 
+def test_trickling_upload_gets_408(det_model: Path) -> None:
+    """A body that keeps arriving, 20 bytes every 0.2 s, but is not complete after ``upload_timeout_s``."""
+    limits = ServiceLimits()
+    limits.read_timeout_s, limits.upload_timeout_s = 0.5, 1.0
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+    with serve_in_thread(create_app(det_model, limits=limits, threads=1)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(head)
+            s.settimeout(0.2)
+            t0, answer = time.monotonic(), b""
+            while time.monotonic() - t0 < 5 and not answer:
+                try:
+                    s.sendall(bytes(20))
+                    answer = s.recv(4096)
+                except TimeoutError:
+                    continue
+        assert answer.startswith(b"HTTP/1.1 408") and b"too slow" in answer, answer[:200]
+        assert time.monotonic() - t0 < 3
+
+
 def test_idle_connections_are_closed(det_model: Path) -> None:
     """The server ``kdinspect serve`` runs closes connections that send nothing (or stop mid-headers)."""
     import uvicorn
@@ -164,8 +185,19 @@ def test_idle_connections_are_closed(det_model: Path) -> None:
         conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
         conns[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers never finished
         t0 = time.monotonic()
-        closed = [c.recv(100) == b"" for c in conns]
-        assert all(closed) and time.monotonic() - t0 < 4, closed
+        trickle = conns[1]
+        trickle.settimeout(0.2)
+        try:  # a header byte every 0.1 s never completes the request: closed all the same
+            for byte in b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+                trickle.sendall(bytes([byte]))
+                time.sleep(0.1)
+                if time.monotonic() - t0 > 4:
+                    break
+        except OSError:  # closed under our feet
+            pass
+        assert time.monotonic() - t0 < 4, "the trickling connection was not closed"
+        closed = [c.recv(100) == b"" for c in conns[:1] + conns[2:]]
+        assert all(closed) and time.monotonic() - t0 < 5, closed
         for c in conns:
             c.close()
         ok = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
