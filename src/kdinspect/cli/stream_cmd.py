@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         source.close()
         report = publisher.close() if publisher is not None else {}
-    summary |= {k: report[k] for k in ("acknowledged", "unconfirmed", "receivers_acknowledging") if k in report}
+    if report:  # the publisher's own counts (authoritative even when a signal landed mid-frame)
+        summary |= {"sent_to_socket": report["sent_to_socket"], "publish_dropped": report["not_sent"]}
+        summary |= {k: report[k] for k in ("acknowledged", "unconfirmed", "receivers_acknowledging")}
     print(json.dumps(summary))
     return 0

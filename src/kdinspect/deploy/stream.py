@@ -123,6 +123,7 @@ def run_stream(
                     break
                 continue
             result = model.predict(frame.image)
+            stats.processed += 1  # before publishing: a receiver never sees a frame the summary does not count
             stats.inference_ms.append(model.last_timing.get("inference_ms", 0.0))
             meta = {
                 "frame": frame.index,
@@ -149,7 +150,6 @@ def run_stream(
                     stats.publish_dropped += 1
             if on_frame is not None:
                 on_frame(meta, jpeg)
-            stats.processed += 1
             stats.latency_ms.append((time.time() - frame.t_capture) * 1e3)
     except KeyboardInterrupt as err:
         stats.stopped_by = stop_reason(err)
