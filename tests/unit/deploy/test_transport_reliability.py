@@ -191,7 +191,9 @@ def test_reliable_sender_claims_only_what_the_receiver_acknowledged() -> None:
         pub.publish({"t_capture": time.time(), "i": i}, b"\xff\xd8jpeg")
         if i == 100:
             thread.join(20)  # the receiver has gone: the next 99 frames find nobody
-            time.sleep(0.3)  # (its unsubscription reaches the sender)
+            deadline = time.monotonic() + 10
+            while pub.subscribers > 0 and time.monotonic() < deadline:  # (once its unsubscription has arrived)
+                pub._poll_upstream(20)
     report = pub.close(end_timeout=1.0)
     assert got == list(range(50))
     assert report["acknowledged"] == 50, report
