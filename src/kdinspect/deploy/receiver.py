@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import secrets
 import statistics
 import time
@@ -34,6 +35,8 @@ __all__ = ["Message", "ReceiverStats", "ResultReceiver"]
 logger = logging.getLogger(__name__)
 
 ACK_EVERY = 16  # frames
+MAX_LATENCY_SAMPLES = 100_000  # beyond this, a uniform reservoir sample (percentiles), the max stays exact
+MAX_MESSAGE_BYTES = 64 << 20  # a peer sending a larger message part is disconnected by ZeroMQ
 ACK_INTERVAL_S = 0.1
 _END = object()
 
@@ -52,7 +55,8 @@ class Message:
 class ReceiverStats:
     """Counts of a receiving session. ``dropped`` counts sequence gaps (and frames missing at the end): frames that
     never arrived; ``skipped`` counts frames that arrived but were passed over for a newer one (``recv_latest``);
-    ``rejected`` counts messages that failed the checks, by reason in ``rejects``."""
+    ``rejected`` counts messages that failed the checks, by reason in ``rejects``. Latency percentiles are over
+    every frame up to ``MAX_LATENCY_SAMPLES``, then over a uniform sample of them (the max is exact)."""
 
     received: int = 0
     dropped: int = 0
@@ -66,8 +70,20 @@ class ReceiverStats:
     latency_excluded: int = 0
     stopped_by: str | None = None
     latencies_ms: list[float] = field(default_factory=list)
+    latency_count: int = 0
+    latency_max: float | None = None
     t_start: float = field(default_factory=time.monotonic)
     t_last: float = 0.0
+    _rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
+
+    def add_latency(self, value: float) -> None:
+        """Record one latency: all of them up to ``MAX_LATENCY_SAMPLES``, then a uniform reservoir sample."""
+        self.latency_count += 1
+        self.latency_max = value if self.latency_max is None else max(self.latency_max, value)
+        if len(self.latencies_ms) < MAX_LATENCY_SAMPLES:
+            self.latencies_ms.append(value)
+        elif (j := self._rng.randrange(self.latency_count)) < MAX_LATENCY_SAMPLES:
+            self.latencies_ms[j] = value
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
@@ -96,7 +112,7 @@ class ReceiverStats:
             "rejects": dict(self.rejects),
             "latency_ms_p50": round(statistics.median(lat), 3) if lat else None,
             "latency_ms_p99": pct(0.99),
-            "latency_ms_max": round(lat[-1], 3) if lat else None,
+            "latency_ms_max": round(self.latency_max, 3) if self.latency_max is not None else None,
             "latency_excluded": self.latency_excluded,
             "latency_note": note,
             "fps": round(self.received / span, 2) if span else None,
@@ -123,6 +139,7 @@ class ResultReceiver:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.XSUB)
         self.sock.setsockopt(zmq.RCVHWM, hwm)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.LINGER, 0)
         if curve is not None:
@@ -189,7 +206,7 @@ class ResultReceiver:
         if latency is None:
             self.stats.latency_excluded += 1
         else:
-            self.stats.latencies_ms.append(latency)
+            self.stats.add_latency(latency)
         self.stats.received += 1
         self.stats.t_last = time.monotonic()
         self._unacked += 1

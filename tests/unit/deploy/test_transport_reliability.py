@@ -284,3 +284,18 @@ def test_stream_prints_its_summary_on_sigterm(tmp_path: Path, capsys: pytest.Cap
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["processed"] >= 1 and summary["stopped_by"] == "SIGTERM", summary
     assert box["ended"]  # the end message went out
+
+
+def test_latency_samples_stay_bounded_on_a_long_stream() -> None:
+    """``serve --watch`` lives for weeks: the receiver keeps a bounded, uniform sample of latencies (the max stays
+    exact) instead of one float per frame for ever."""
+    from kdinspect.deploy.receiver import ReceiverStats
+
+    stats = ReceiverStats()
+    for i in range(300_000):
+        stats.add_latency(float(i % 1000))
+    stats.add_latency(5000.0)
+    stats.received = 300_001
+    summary = stats.summary()
+    assert len(stats.latencies_ms) <= 100_000
+    assert summary["latency_ms_max"] == 5000.0 and 450 <= summary["latency_ms_p50"] <= 550, summary
