@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import secrets
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +27,13 @@ import zmq
 
 from kdinspect.deploy import wire
 from kdinspect.deploy.curve import CurveClient, setup_client
+from kdinspect.deploy.samples import Reservoir
 
 __all__ = ["Message", "ReceiverStats", "ResultReceiver"]
 
 logger = logging.getLogger(__name__)
 
 ACK_EVERY = 16  # frames
-MAX_LATENCY_SAMPLES = 100_000  # beyond this, a uniform reservoir sample (percentiles), the max stays exact
 MAX_MESSAGE_BYTES = 64 << 20  # a peer sending a larger message part is disconnected by ZeroMQ
 ACK_INTERVAL_S = 0.1
 _END = object()
@@ -56,7 +54,7 @@ class ReceiverStats:
     """Counts of a receiving session. ``dropped`` counts sequence gaps (and frames missing at the end): frames that
     never arrived; ``skipped`` counts frames that arrived but were passed over for a newer one (``recv_latest``);
     ``rejected`` counts messages that failed the checks, by reason in ``rejects``. Latency percentiles are over
-    every frame up to ``MAX_LATENCY_SAMPLES``, then over a uniform sample of them (the max is exact)."""
+    every frame up to 100,000, then over a uniform sample of them (:class:`Reservoir`; the max is exact)."""
 
     received: int = 0
     dropped: int = 0
@@ -69,28 +67,16 @@ class ReceiverStats:
     rejects: dict[str, int] = field(default_factory=dict)
     latency_excluded: int = 0
     stopped_by: str | None = None
-    latencies_ms: list[float] = field(default_factory=list)
-    latency_count: int = 0
-    latency_max: float | None = None
+    latencies_ms: Reservoir = field(default_factory=Reservoir)
     t_start: float = field(default_factory=time.monotonic)
     t_last: float = 0.0
-    _rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     def add_latency(self, value: float) -> None:
-        """Record one latency: all of them up to ``MAX_LATENCY_SAMPLES``, then a uniform reservoir sample."""
-        self.latency_count += 1
-        self.latency_max = value if self.latency_max is None else max(self.latency_max, value)
-        if len(self.latencies_ms) < MAX_LATENCY_SAMPLES:
-            self.latencies_ms.append(value)
-        elif (j := self._rng.randrange(self.latency_count)) < MAX_LATENCY_SAMPLES:
-            self.latencies_ms[j] = value
+        self.latencies_ms.add(value)
 
     def summary(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
+        lat = self.latencies_ms
         span = max(1e-9, self.t_last - self.t_start) if self.received else 0.0
-
-        def pct(q: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
 
         note = None
         if self.latency_excluded:
@@ -110,9 +96,9 @@ class ReceiverStats:
             "session": self.session,
             "rejected": self.rejected,
             "rejects": dict(self.rejects),
-            "latency_ms_p50": round(statistics.median(lat), 3) if lat else None,
-            "latency_ms_p99": pct(0.99),
-            "latency_ms_max": round(self.latency_max, 3) if self.latency_max is not None else None,
+            "latency_ms_p50": lat.median(),
+            "latency_ms_p99": lat.percentile(0.99),
+            "latency_ms_max": lat.maximum(),
             "latency_excluded": self.latency_excluded,
             "latency_note": note,
             "fps": round(self.received / span, 2) if span else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import numpy as np
 from kdinspect.deploy.draw import Window, draw_detections, overlay_mask
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult
 from kdinspect.deploy.runtime import OrtModel, Result
+from kdinspect.deploy.samples import Reservoir
 from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.sources import FrameSource
 
@@ -40,16 +40,10 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
-
-
 @dataclass
 class StreamStats:
-    """What a stream run did. Latency is capture -> results ready (and published), per processed frame.
+    """What a stream run did. Latency is capture -> results ready (and published), per processed frame (bounded
+    samples: :class:`~kdinspect.deploy.samples.Reservoir`).
     ``sent_to_socket``: frames the publisher queued (not a delivery count: see the publisher's ``acknowledged``);
     ``publish_dropped``: frames it did not send."""
 
@@ -57,8 +51,8 @@ class StreamStats:
     sent_to_socket: int = 0
     publish_dropped: int = 0
     stopped_by: str | None = None
-    latency_ms: list[float] = field(default_factory=list)
-    inference_ms: list[float] = field(default_factory=list)
+    latency_ms: Reservoir = field(default_factory=Reservoir)
+    inference_ms: Reservoir = field(default_factory=Reservoir)
     t_start: float = field(default_factory=time.perf_counter)
     t_end: float = 0.0
 
@@ -68,10 +62,10 @@ class StreamStats:
             "processed": self.processed,
             "wall_s": round(wall, 3),
             "fps": round(self.processed / wall, 2),
-            "latency_ms_p50": round(statistics.median(self.latency_ms), 3) if self.latency_ms else None,
-            "latency_ms_p99": _pct(self.latency_ms, 0.99),
-            "latency_ms_max": _pct(self.latency_ms, 1.0),
-            "inference_ms_p50": round(statistics.median(self.inference_ms), 3) if self.inference_ms else None,
+            "latency_ms_p50": self.latency_ms.median(),
+            "latency_ms_p99": self.latency_ms.percentile(0.99),
+            "latency_ms_max": self.latency_ms.maximum(),
+            "inference_ms_p50": self.inference_ms.median(),
             "sent_to_socket": self.sent_to_socket,
             "publish_dropped": self.publish_dropped,
             "stopped_by": self.stopped_by,
@@ -124,7 +118,7 @@ def run_stream(
                 continue
             result = model.predict(frame.image)
             stats.processed += 1  # before publishing: a receiver never sees a frame the summary does not count
-            stats.inference_ms.append(model.last_timing.get("inference_ms", 0.0))
+            stats.inference_ms.add(model.last_timing.get("inference_ms", 0.0))
             meta = {
                 "frame": frame.index,
                 "t_capture": frame.t_capture,
@@ -150,7 +144,7 @@ def run_stream(
                     stats.publish_dropped += 1
             if on_frame is not None:
                 on_frame(meta, jpeg)
-            stats.latency_ms.append((time.time() - frame.t_capture) * 1e3)
+            stats.latency_ms.add((time.time() - frame.t_capture) * 1e3)
     except KeyboardInterrupt as err:
         stats.stopped_by = stop_reason(err)
         logger.info("stopped by %s", stats.stopped_by)

@@ -299,3 +299,18 @@ def test_latency_samples_stay_bounded_on_a_long_stream() -> None:
     summary = stats.summary()
     assert len(stats.latencies_ms) <= 100_000
     assert summary["latency_ms_max"] == 5000.0 and 450 <= summary["latency_ms_p50"] <= 550, summary
+
+
+def test_stream_statistics_stay_bounded_on_a_long_run() -> None:
+    """``kdinspect stream`` on a camera runs for weeks: its latency / inference samples are bounded too."""
+    from kdinspect.deploy.stream import StreamStats
+
+    stats = StreamStats()
+    for i in range(250_000):
+        stats.latency_ms.add(float(i % 100))
+        stats.inference_ms.add(1.0)
+    stats.latency_ms.add(900.0)
+    stats.processed = 250_001
+    summary = stats.summary()
+    assert len(stats.latency_ms) <= 100_000 and len(stats.inference_ms) <= 100_000
+    assert summary["latency_ms_max"] == 900.0 and summary["inference_ms_p50"] == 1.0, summary
