@@ -19,13 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", default=None, metavar="FILE", help="append each frame's metadata as a JSON line")
     p.add_argument("--count", type=int, default=None, help="stop after N frames")
     p.add_argument("--timeout", type=float, default=None, help="stop after S seconds without a frame")
-    p.add_argument("--summary", default=None, metavar="FILE", help="write the final statistics as JSON")
+    p.add_argument(
+        "--summary", default=None, metavar="FILE", help="write the final statistics as JSON (also on Ctrl-C or SIGTERM)"
+    )
     p.add_argument("--curve-server-key", default=None, help="CURVE: the sender's server.key (public)")
     p.add_argument("--curve-secret", default=None, help="CURVE: this receiver's client.key_secret")
 
 
 def run(args: argparse.Namespace) -> int:
     from kdinspect.deploy.receive import receive_stream
+    from kdinspect.deploy.signals import sigterm_interrupts
     from kdinspect.deploy.transport import CurveClient
 
     curve = None
@@ -33,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         if not (args.curve_server_key and args.curve_secret):
             raise ValueError("CURVE needs both --curve-server-key and --curve-secret")
         curve = CurveClient(Path(args.curve_server_key), Path(args.curve_secret))
-    summary = receive_stream(args.connect, curve, args.show, args.save, args.log, args.count, args.timeout)
-    if args.summary:
-        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
+    with sigterm_interrupts():
+        summary = receive_stream(
+            args.connect, curve, args.show, args.save, args.log, args.count, args.timeout, args.summary
+        )
     print(json.dumps(summary))
     return 0

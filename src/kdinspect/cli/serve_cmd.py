@@ -18,12 +18,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
+        "--api-key-file",
+        default=None,
+        metavar="FILE",
+        help="require the key in this file in X-API-Key (default: $KDINSPECT_API_KEY; neither = open)",
+    )
+    p.add_argument(
         "--api-key",
-        default=os.environ.get("KDINSPECT_API_KEY"),
-        help="require this key in X-API-Key (default: $KDINSPECT_API_KEY; none = open)",
+        default=None,
+        help="the key itself: visible to every user in the process list, prefer $KDINSPECT_API_KEY or --api-key-file",
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (H*W, read from the header)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4096 * 4096,
+        help="largest image (H*W, read from the header before decoding; default 4096x4096)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=2,
+        help="images decoded / inferred at once (each needs about 40 bytes per pixel at the peak); others wait",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="close connections that send nothing for S seconds (before a request, or mid-upload: 408)",
+    )
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument(
         "--watch",
@@ -35,18 +59,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-secret", default=None, help="CURVE for --watch: this side's client.key_secret")
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key:
+        logger.warning(
+            "--api-key puts the key in the process list (ps) for every user of this machine; "
+            "prefer KDINSPECT_API_KEY=... or --api-key-file"
+        )
+        return str(args.api_key)
+    if args.api_key_file:
+        path = Path(args.api_key_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: API key file not found")
+        key = path.read_text().strip()
+        if not key:
+            raise ValueError(f"{path}: the API key file is empty")
+        return key
+    return os.environ.get("KDINSPECT_API_KEY") or None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from kdinspect.deploy.service import ServiceLimits, create_app
+    from kdinspect.deploy import service
+    from kdinspect.deploy.httpserver import server_config
     from kdinspect.deploy.transport import CurveClient
 
     curve = None
     if args.curve_server_key and args.curve_secret:
         curve = CurveClient(Path(args.curve_server_key), Path(args.curve_secret))
-    limits = ServiceLimits(int(args.max_upload_mb * 1024 * 1024), args.max_pixels)
-    app = create_app(args.model, args.api_key, limits, args.watch, curve, args.threads)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+    api_key = _api_key(args)
+    limits = service.ServiceLimits(
+        int(args.max_upload_mb * 1024 * 1024),
+        args.max_pixels,
+        max_concurrent=args.max_concurrent,
+        read_timeout_s=args.idle_timeout,
+    )
+    app = service.create_app(args.model, api_key, limits, args.watch, curve, args.threads)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         logger.warning("serving on %s without an API key: anyone who can reach it can use it", args.host)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(server_config(app, args.host, args.port, idle_timeout=args.idle_timeout)).run()
     return 0

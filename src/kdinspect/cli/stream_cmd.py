@@ -19,7 +19,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="tcp://HOST:PORT | PORT",
         help="publish results over ZeroMQ PUB at this bind address (a bare PORT binds 127.0.0.1 only)",
     )
-    p.add_argument("--reliable", action="store_true", help="lossless publishing: wait for slow receivers")
+    p.add_argument(
+        "--reliable",
+        action="store_true",
+        help="wait for slow receivers (bounded by --send-timeout) instead of dropping frames; receivers acknowledge",
+    )
+    p.add_argument(
+        "--send-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="--reliable: how long a frame may wait for the receiver (or for one to subscribe) before it is counted "
+        "as not sent",
+    )
     p.add_argument(
         "--wait-subscriber",
         type=float,
@@ -47,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdinspect.deploy.runtime import OrtModel
+    from kdinspect.deploy.signals import sigterm_interrupts
     from kdinspect.deploy.sources import open_source
     from kdinspect.deploy.stream import run_stream
     from kdinspect.deploy.transport import CurveServer, ResultPublisher
@@ -57,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         curve = None
         if args.curve_secret:
             curve = CurveServer(Path(args.curve_secret), Path(args.curve_clients) if args.curve_clients else None)
-        publisher = ResultPublisher(args.publish, reliable=args.reliable, curve=curve)
+        publisher = ResultPublisher(args.publish, reliable=args.reliable, curve=curve, send_timeout=args.send_timeout)
         if args.wait_subscriber and not publisher.wait_for_subscriber(args.wait_subscriber):
             publisher.close(0.1)
             raise TimeoutError(f"no receiver subscribed to {args.publish} within {args.wait_subscriber} s")
@@ -65,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
         args.source, every_frame=args.every_frame, fps=args.fps, loop=args.loop, reconnect=args.reconnect
     )
     try:
-        summary = run_stream(
-            model, source, publisher, args.record, args.show, args.max_frames, args.duration, args.jpeg_quality
-        )
+        with sigterm_interrupts():
+            summary = run_stream(
+                model, source, publisher, args.record, args.show, args.max_frames, args.duration, args.jpeg_quality
+            )
     finally:
         source.close()
-        if publisher is not None:
-            publisher.close()
+        report = publisher.close() if publisher is not None else {}
+    if report:  # the publisher's own counts (authoritative even when a signal landed mid-frame)
+        summary |= {"sent_to_socket": report["sent_to_socket"], "publish_dropped": report["not_sent"]}
+        summary |= {k: report[k] for k in ("acknowledged", "unconfirmed", "receivers_acknowledging")}
     print(json.dumps(summary))
     return 0

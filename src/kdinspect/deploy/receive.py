@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from kdinspect.deploy.draw import Window
+from kdinspect.deploy.imageio import ImageDecodeError, decode_image
+from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.transport import CurveClient, Message, ResultReceiver
 
 __all__ = ["receive_stream"]
 
 logger = logging.getLogger(__name__)
+
+SHOW_MAX_PIXELS = 40_000_000
 
 
 def receive_stream(
@@ -26,13 +28,18 @@ def receive_stream(
     log_path: str | Path | None = None,
     count: int | None = None,
     timeout: float | None = None,
+    summary_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C.
+    """Receive until the stream ends, ``count`` frames arrived, ``timeout`` s pass without a frame, or Ctrl-C (or
+    SIGTERM, under :func:`kdinspect.deploy.signals.sigterm_interrupts`). Malformed messages are counted and skipped.
+
+    Args:
+        summary_path: write the summary here as JSON (atomically), however the loop ends, errors included.
 
     Returns:
         :meth:`ReceiverStats.summary`: received, dropped (sequence gaps), skipped_stale (received while showing a
-        newer frame), published (from the end message), latency percentiles (capture on the sender -> received
-        here; across machines this needs synchronised clocks).
+        newer frame), published (from the end message), rejected (by reason), stopped_by, latency percentiles
+        (capture on the sender -> received here; across machines this needs synchronised clocks).
     """
     window = Window(f"kdinspect: {endpoint}") if show else None
     receiver = ResultReceiver(endpoint, curve)
@@ -43,7 +50,8 @@ def receive_stream(
 
     def record(msg: Message) -> None:  # every received frame, shown or not
         if log is not None:
-            log.write(json.dumps(msg.meta | {"latency_ms": round(msg.latency_ms, 3)}) + "\n")
+            lat = None if msg.latency_ms is None else round(msg.latency_ms, 3)
+            log.write(json.dumps(msg.meta | {"latency_ms": lat}) + "\n")
         if save is not None and msg.jpeg:
             (save / f"{msg.meta['seq']:08d}.jpg").write_bytes(msg.jpeg)
 
@@ -53,19 +61,30 @@ def receive_stream(
             if msg is None:
                 break  # end of stream or idle timeout
             if window is not None and msg.jpeg:
-                bgr = cv2.imdecode(np.frombuffer(msg.jpeg, np.uint8), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    logger.warning("frame %s: the JPEG part does not decode", msg.meta.get("seq"))
-                elif not window.show(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+                try:  # header checked before decoding: a bogus 60000x60000 JPEG part allocates nothing
+                    rgb = decode_image(msg.jpeg, SHOW_MAX_PIXELS, f"frame {msg.meta['seq']}")
+                except ImageDecodeError as err:
+                    logger.warning("%s: the JPEG part is not shown", err)
+                    continue
+                if not window.show(rgb):
                     break
-    except KeyboardInterrupt:
-        logger.info("interrupted")
+    except KeyboardInterrupt as err:
+        receiver.stats.stopped_by = stop_reason(err)
+        logger.info("stopped by %s", receiver.stats.stopped_by)
     finally:
         if log is not None:
             log.close()
         if window is not None:
             window.close()
         receiver.close()
-    summary = receiver.stats.summary()
+        summary = receiver.stats.summary()
+        if summary_path is not None:
+            _write_json(Path(summary_path), summary)
     logger.info("received: %s", summary)
     return summary
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,9 +1,12 @@
 """HTTP service around an exported model (FastAPI): ``POST /predict``, ``GET /health``, ``GET /model``, a web page
 at ``/``, and, with ``watch``, the latest results of a ``kdinspect stream --publish`` for the page's live view.
 
-Limits: upload size (checked while the body arrives, before parsing), image pixels (read from the header before
-decoding); an optional API key (``X-API-Key`` header, or ``?key=`` for the image endpoints a browser loads). Every bad
-request gets a 4xx with a message that names the problem; the service keeps answering.
+Limits: upload size (checked while the body arrives, before parsing), an idle timeout between body chunks, image
+pixels (read from the header before decoding), and at most ``max_concurrent`` decodes / inferences / overlays at
+once (each holds the decoded image: about 40 bytes per pixel at the peak); an optional API key (``X-API-Key``
+header, or ``?key=`` for what a browser loads: the image endpoints and ``/docs``). Every bad request gets a 4xx
+with a message that names the problem; the service keeps answering. ``/health`` is 503 ``degraded`` when the
+``--watch`` thread is dead or stalled.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import importlib.resources
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -28,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from kdinspect.deploy.imageio import ImageDecodeError, decode_image
 from kdinspect.deploy.runtime import OrtModel
 from kdinspect.deploy.stream import encode_jpeg, render
+from kdinspect.deploy.uploads import ClientGone, check_pixels, upload_bytes
+from kdinspect.deploy.watcher import StreamWatcher
 
 __all__ = ["ServiceLimits", "StreamWatcher", "create_app"]
 
@@ -36,99 +42,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ServiceLimits:
-    """Upload limits: ``max_bytes`` per request body, ``max_pixels`` per image (H * W)."""
+    """Upload limits.
+
+    Attributes:
+        max_bytes: largest request body.
+        max_pixels: largest image (H * W), checked on the header before decoding (4096 x 4096 by default: with
+            ``max_concurrent`` = 2, decoding and inference peak near 1.3 GB).
+        max_concurrent: requests decoded / inferred / rendered at once; the others wait (up to ``queue_timeout_s``,
+            then 503).
+        queue_timeout_s: longest wait for a slot.
+        read_timeout_s: an upload that sends no data for this long gets 408.
+        upload_timeout_s: an upload not complete after this long gets 408 (a client trickling bytes).
+    """
 
     max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = 4096 * 4096
+    max_concurrent: int = 2
+    queue_timeout_s: float = 30.0
+    read_timeout_s: float = 10.0
+    upload_timeout_s: float = 60.0
 
 
-class _TooLarge(Exception):
+class _Busy(Exception):
     pass
-
-
-class StreamWatcher:
-    """Subscribes to a result stream in a thread and keeps the newest frame for the web page."""
-
-    def __init__(self, endpoint: str, curve: Any | None = None) -> None:
-        from kdinspect.deploy.transport import ResultReceiver
-
-        self.endpoint = endpoint
-        self.curve = curve
-        self.receiver = ResultReceiver(endpoint, curve, hwm=4)
-        self.latest: tuple[dict[str, Any], bytes] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stream-watcher", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from kdinspect.deploy.transport import ResultReceiver
-
-        while not self._stop.is_set():
-            msg = self.receiver.recv_latest(timeout=0.2)
-            if msg is not None:
-                self.latest = (msg.meta | {"latency_ms": round(msg.latency_ms, 3)}, msg.jpeg)
-            elif self.receiver.stats.ended:  # that stream ended: wait for the next one with fresh counters
-                self.receiver.close()
-                self.receiver = ResultReceiver(self.endpoint, self.curve, hwm=4)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            **self.receiver.stats.summary(),
-            "latest": self.latest[0] if self.latest else None,
-        }
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.receiver.close()
-
-
-async def _read_body(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    """The request body, chunk by chunk, failing as soon as it exceeds ``limit`` bytes."""
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _TooLarge(total)
-        yield chunk
-
-
-async def _upload_bytes(request: Request, limits: ServiceLimits) -> tuple[bytes, str]:
-    """Image bytes and their name from a multipart ``file`` field or a raw ``image/*`` body."""
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limits.max_bytes:
-        raise HTTPException(413, f"upload of {int(length)} bytes exceeds the limit of {limits.max_bytes} bytes")
-    ctype = request.headers.get("content-type", "")
-    try:
-        if ctype.startswith("multipart/form-data"):
-            parser = MultiPartParser(
-                request.headers,
-                _read_body(request, limits.max_bytes),
-                max_files=1,
-                max_fields=8,
-                max_part_size=limits.max_bytes,
-            )
-            form = await parser.parse()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(
-                    422, f"expected the image in a multipart file field named 'file'; got fields {sorted(form.keys())}"
-                )
-            return await upload.read(), upload.filename or "file"
-        if ctype.startswith(("image/", "application/octet-stream")):
-            return b"".join([c async for c in _read_body(request, limits.max_bytes)]), "body"
-    except _TooLarge as err:
-        raise HTTPException(413, f"upload exceeds the limit of {limits.max_bytes} bytes") from err
-    except MultiPartException as err:
-        raise HTTPException(400, f"malformed multipart body: {err.message}") from err
-    raise HTTPException(
-        415,
-        f"unsupported Content-Type {ctype!r}: send multipart/form-data with a 'file' field, "
-        "or the raw image with Content-Type image/*",
-    )
 
 
 def _status_for(err: ImageDecodeError) -> int:
@@ -140,28 +76,39 @@ def _status_for(err: ImageDecodeError) -> int:
 
 
 class _Predictor:
-    """Decode -> infer (one at a time: the model already uses every core) -> JSON (+ overlay)."""
+    """Header check -> (one of ``max_concurrent`` slots) decode -> infer (one at a time: the model already uses
+    every core) -> JSON (+ overlay)."""
 
     def __init__(self, model: OrtModel, limits: ServiceLimits) -> None:
         self.model = model
         self.limits = limits
         self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(max(1, limits.max_concurrent))
         self.requests = 0
         self.errors = 0
 
     def __call__(self, data: bytes, name: str, overlay: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
-        image = decode_image(data, self.limits.max_pixels, name)
-        t1 = time.perf_counter()
-        with self.lock:
-            result = self.model.predict(image)
-            timing = dict(self.model.last_timing)
-        out = result.to_json() | {"file": name}
-        if overlay:
-            jpeg = encode_jpeg(render(image, result, self.model.info.classes))
-            out["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
+        check_pixels(data, self.limits.max_pixels, name)  # before waiting for a slot: refusing costs nothing
+        if not self.slots.acquire(timeout=self.limits.queue_timeout_s):
+            raise _Busy
+        try:
+            t_slot = time.perf_counter()
+            image = decode_image(data, self.limits.max_pixels, name)
+            t1 = time.perf_counter()
+            with self.lock:
+                result = self.model.predict(image)
+                timing = dict(self.model.last_timing)
+            out = result.to_json() | {"file": name}
+            if overlay:
+                jpeg = encode_jpeg(render(image, result, self.model.info.classes))
+                out["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
+            del image
+        finally:
+            self.slots.release()
         out["timing_ms"] = {
-            "decode": round((t1 - t0) * 1e3, 3),
+            "queue": round((t_slot - t0) * 1e3, 3),
+            "decode": round((t1 - t_slot) * 1e3, 3),
             **{k.removesuffix("_ms"): round(v, 3) for k, v in timing.items()},
             "total": round((time.perf_counter() - t0) * 1e3, 3),
         }
@@ -184,7 +131,11 @@ def _key_checker(api_key: str | None) -> Callable[[Request], None]:
 
 
 def _add_core_routes(
-    app: FastAPI, predictor: _Predictor, check_key: Callable[[Request], None], stream: bool, api_key_required: bool
+    app: FastAPI,
+    predictor: _Predictor,
+    check_key: Callable[[Request], None],
+    watcher: StreamWatcher | None,
+    api_key_required: bool,
 ) -> None:
     model, limits, t_start = predictor.model, predictor.limits, time.time()
 
@@ -193,16 +144,22 @@ def _add_core_routes(
         return _page()
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {
+    def health() -> JSONResponse:
+        body: dict[str, Any] = {
             "status": "ok",
             "model": model.info.model,
             "task": model.info.task,
             "uptime_s": round(time.time() - t_start, 1),
             "requests": predictor.requests,
             "errors": predictor.errors,
-            "stream": stream,
+            "stream": watcher is not None,
         }
+        if watcher is not None:
+            body["watch"] = watcher.health()
+            if not body["watch"]["ok"]:
+                body["status"] = "degraded"
+                return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     @app.get("/model")
     def model_info(request: Request) -> dict[str, Any]:
@@ -210,23 +167,36 @@ def _add_core_routes(
         return model.info.to_json() | {
             "file": model.path.name,
             "providers": model.providers,
-            "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+            "limits": {
+                "max_bytes": limits.max_bytes,
+                "max_pixels": limits.max_pixels,
+                "max_concurrent": limits.max_concurrent,
+                "read_timeout_s": limits.read_timeout_s,
+            },
             "api_key_required": api_key_required,
         }
 
     @app.post("/predict")
-    async def predict(request: Request, overlay: bool = False) -> JSONResponse:
+    async def predict(request: Request, overlay: bool = False) -> Response:
         predictor.requests += 1
         try:
             check_key(request)
-            data, name = await _upload_bytes(request, limits)
+            data, name = await upload_bytes(request, limits.max_bytes, limits.read_timeout_s, limits.upload_timeout_s)
             try:
                 return JSONResponse(await run_in_threadpool(predictor, data, name, overlay))
             except ImageDecodeError as err:
                 raise HTTPException(_status_for(err), f"{name}: {err.reason}") from err
+            except _Busy as err:
+                raise HTTPException(
+                    503, f"busy: {limits.max_concurrent} images in progress for {limits.queue_timeout_s:g} s"
+                ) from err
         except HTTPException:
             predictor.errors += 1
             raise
+        except ClientGone:
+            predictor.errors += 1
+            logger.info("%s: the client disconnected during the upload", request.client)
+            return Response(status_code=400)
 
 
 def _add_stream_routes(app: FastAPI, watcher: StreamWatcher | None, check_key: Callable[[Request], None]) -> None:
@@ -275,7 +245,8 @@ def create_app(
 
     Args:
         model: an :class:`OrtModel` or the path of an exported model.
-        api_key: required in ``X-API-Key`` (or ``?key=``) for every route but ``/`` and ``/health``.
+        api_key: required in ``X-API-Key`` (or ``?key=``) for every route but ``/`` and ``/health`` (``/docs``
+            and ``/openapi.json`` included; open ``/docs?key=KEY`` in a browser).
         limits: upload limits.
         watch: ``tcp://HOST:PORT`` of a ``kdinspect stream --publish`` to show on the page (optional).
         watch_curve: CURVE client keys for ``watch``.
@@ -291,10 +262,35 @@ def create_app(
         if watcher is not None:
             watcher.close()
 
+    open_docs = not api_key  # with a key, /docs and /openapi.json need it too
     app = FastAPI(
-        title="kdinspect", version=model.info.version or "0", docs_url="/docs", redoc_url=None, lifespan=lifespan
+        title="kdinspect",
+        version=model.info.version or "0",
+        docs_url="/docs" if open_docs else None,
+        openapi_url="/openapi.json" if open_docs else None,
+        redoc_url=None,
+        lifespan=lifespan,
     )
+    app.state.watcher = watcher
     check_key = _key_checker(api_key)
-    _add_core_routes(app, predictor, check_key, watcher is not None, bool(api_key))
+    _add_core_routes(app, predictor, check_key, watcher, bool(api_key))
     _add_stream_routes(app, watcher, check_key)
+    if not open_docs:
+        _add_keyed_docs(app, check_key)
     return app
+
+
+def _add_keyed_docs(app: FastAPI, check_key: Callable[[Request], None]) -> None:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> JSONResponse:
+        check_key(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        check_key(request)
+        key = request.query_params.get("key")
+        url = "/openapi.json" + (f"?key={quote(key)}" if key else "")
+        return get_swagger_ui_html(openapi_url=url, title="kdinspect - docs")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ import numpy as np
 from kdinspect.deploy.draw import Window, draw_detections, overlay_mask
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult
 from kdinspect.deploy.runtime import OrtModel, Result
+from kdinspect.deploy.samples import Reservoir
+from kdinspect.deploy.signals import stop_reason
 from kdinspect.deploy.sources import FrameSource
 
 __all__ = ["StreamStats", "encode_jpeg", "render", "run_stream"]
@@ -39,22 +40,19 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
-
-
 @dataclass
 class StreamStats:
-    """What a stream run did. Latency is capture -> results ready (and published), per processed frame."""
+    """What a stream run did. Latency is capture -> results ready (and published), per processed frame (bounded
+    samples: :class:`~kdinspect.deploy.samples.Reservoir`).
+    ``sent_to_socket``: frames the publisher queued (not a delivery count: see the publisher's ``acknowledged``);
+    ``publish_dropped``: frames it did not send."""
 
     processed: int = 0
-    published: int = 0
+    sent_to_socket: int = 0
     publish_dropped: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-    inference_ms: list[float] = field(default_factory=list)
+    stopped_by: str | None = None
+    latency_ms: Reservoir = field(default_factory=Reservoir)
+    inference_ms: Reservoir = field(default_factory=Reservoir)
     t_start: float = field(default_factory=time.perf_counter)
     t_end: float = 0.0
 
@@ -64,12 +62,13 @@ class StreamStats:
             "processed": self.processed,
             "wall_s": round(wall, 3),
             "fps": round(self.processed / wall, 2),
-            "latency_ms_p50": round(statistics.median(self.latency_ms), 3) if self.latency_ms else None,
-            "latency_ms_p99": _pct(self.latency_ms, 0.99),
-            "latency_ms_max": _pct(self.latency_ms, 1.0),
-            "inference_ms_p50": round(statistics.median(self.inference_ms), 3) if self.inference_ms else None,
-            "published": self.published,
+            "latency_ms_p50": self.latency_ms.median(),
+            "latency_ms_p99": self.latency_ms.percentile(0.99),
+            "latency_ms_max": self.latency_ms.maximum(),
+            "inference_ms_p50": self.inference_ms.median(),
+            "sent_to_socket": self.sent_to_socket,
             "publish_dropped": self.publish_dropped,
+            "stopped_by": self.stopped_by,
         }
         if source is not None:
             out |= {"source_captured": source.captured, "source_dropped": source.dropped}
@@ -87,7 +86,8 @@ def run_stream(
     jpeg_quality: int = 80,
     on_frame: Callable[[dict[str, Any], bytes], None] | None = None,
 ) -> dict[str, Any]:
-    """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C.
+    """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C (or SIGTERM,
+    under :func:`kdinspect.deploy.signals.sigterm_interrupts`).
 
     Args:
         model: the exported model.
@@ -117,7 +117,8 @@ def run_stream(
                     break
                 continue
             result = model.predict(frame.image)
-            stats.inference_ms.append(model.last_timing.get("inference_ms", 0.0))
+            stats.processed += 1  # before publishing: a receiver never sees a frame the summary does not count
+            stats.inference_ms.add(model.last_timing.get("inference_ms", 0.0))
             meta = {
                 "frame": frame.index,
                 "t_capture": frame.t_capture,
@@ -138,15 +139,15 @@ def run_stream(
                     break
             if publisher is not None:
                 if publisher.publish(meta, jpeg):
-                    stats.published += 1
+                    stats.sent_to_socket += 1
                 else:
                     stats.publish_dropped += 1
             if on_frame is not None:
                 on_frame(meta, jpeg)
-            stats.processed += 1
-            stats.latency_ms.append((time.time() - frame.t_capture) * 1e3)
-    except KeyboardInterrupt:
-        logger.info("interrupted")
+            stats.latency_ms.add((time.time() - frame.t_capture) * 1e3)
+    except KeyboardInterrupt as err:
+        stats.stopped_by = stop_reason(err)
+        logger.info("stopped by %s", stats.stopped_by)
     finally:
         stats.t_end = time.perf_counter()
         if writer is not None:
