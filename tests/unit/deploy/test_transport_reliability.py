@@ -198,7 +198,9 @@ def test_reliable_sender_claims_only_what_the_receiver_acknowledged() -> None:
     assert got == list(range(50))
     assert report["acknowledged"] == 50, report
     assert report["sent_to_socket"] + report["not_sent"] == 200, report
-    assert report["unconfirmed"] == report["sent_to_socket"] - 50 and report["not_sent"] == 99, report
+    # every frame after the receiver left (101..199) is not sent; frames between its 50th and its unsubscription
+    # reaching the sender may be either, depending on timing
+    assert report["unconfirmed"] == report["sent_to_socket"] - 50 and report["not_sent"] >= 99, report
     assert "delivered" not in report
 
 
