@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,10 +13,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kdinspect.config import RunConfig, dump_config, resolve_config
-from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
+from kdinspect.config import RunConfig, dump_config, resolve_config, with_fields
+from kdinspect.engine.callbacks import (
+    CheckpointSaver,
+    CSVLogger,
+    CurvePlotter,
+    ProgressBar,
+    TensorBoardLogger,
+    ValidationTable,
+)
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
-from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
+from kdinspect.engine.distributed import DistInfo, broadcast_object, cleanup, init_distributed
 from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
 from kdinspect.engine.resume import check_resume_config, remove_stale_tmp
 from kdinspect.engine.sampling import EpochBatchSampler
@@ -65,14 +73,49 @@ def build_loader(
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers, generator=gen)
 
 
+# what a training run writes in its folder (removed by --exist-ok before a fresh run in the same folder)
+_RUN_FILES = (
+    "last.safetensors",
+    "best.safetensors",
+    "metrics.csv",
+    "steps.csv",
+    "results.json",
+    "resume_changes.json",
+    "eval",
+    "tb",
+    "loss.png",
+    "metrics.png",
+    "results.png",
+    "train_batch.png",
+)
+
+
+def free_run_name(cfg: RunConfig) -> str:
+    """The run folder name this run gets: ``train.name``, or, when that folder already holds a run (a checkpoint)
+    and neither ``train.resume`` nor ``train.exist_ok`` is set, the first free ``name-2``, ``name-3``, ..."""
+    t = cfg.train
+    if t.resume or t.exist_ok or not (cfg.run_dir / "last.safetensors").exists():
+        return t.name
+    k = 2
+    while (Path(t.out_dir) / f"{t.name}-{k}").exists():
+        k += 1
+    return f"{t.name}-{k}"
+
+
 def _prepare_run_dir(cfg: RunConfig, dist_info: DistInfo, allow_change: bool = False) -> Path:
     run_dir = cfg.run_dir
     last = run_dir / "last.safetensors"
-    if last.exists() and not cfg.train.resume:
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --name / train.name"
-        )
-    if last.exists():  # before config.yaml is rewritten: a refused resume leaves the run folder as it was
+    if last.exists() and cfg.train.exist_ok and not cfg.train.resume and dist_info.is_main:
+        old = [run_dir / f for f in _RUN_FILES if (run_dir / f).exists()]
+        names = ", ".join(p.name for p in old)
+        logger.warning("--exist-ok: starting afresh in %s (removing the previous run's %s)", run_dir, names)
+        for path in old:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    # before config.yaml is rewritten: a refused resume leaves the run folder as it was
+    if last.exists() and cfg.train.resume:
         check_resume_config(run_dir, cfg, allow_change, record=dist_info.is_main)
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +165,7 @@ def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> l
         CSVLogger(run_dir, cfg.train.log_interval),
         TensorBoardLogger(run_dir),
         CurvePlotter(run_dir),
+        ValidationTable(),
         ProgressBar(progress),
     ]
 
@@ -158,10 +202,19 @@ def train(
     dist_info = init_distributed(cfg.train.device)
     set_deterministic(cfg.train.deterministic)
     threads = configure_threads(cfg.train.threads)
+    name = broadcast_object(free_run_name(cfg) if dist_info.is_main else None)  # every process writes one folder
+    if name != cfg.train.name:
+        new_dir = Path(cfg.train.out_dir) / name
+        logger.info(
+            "%s holds a run: this one goes to %s (--resume continues it, --exist-ok reuses it)", cfg.run_dir, new_dir
+        )
+        cfg = with_fields(cfg, train__name=name)
+    created = not cfg.run_dir.exists()
     run_dir = _prepare_run_dir(cfg, dist_info, allow_change)
     handler = add_file_handler(run_dir / "train.log") if dist_info.is_main else None
     if cfg.train.resume and dist_info.is_main:
         remove_stale_tmp(run_dir)
+    fitting = False
     try:
         logger.info(
             "run %s: %s, threads=%d, device=%s, world=%d",
@@ -177,10 +230,11 @@ def train(
         classes = list(cfg.data.classes) or list(train_ds.classes)
         task = build_task(cfg, classes)
         trainer = _build_trainer(
-            cfg, task, train_ds, val_ds, dist_info, [*default_callbacks(cfg, run_dir, progress), *callbacks]
+            cfg, task, train_ds, val_ds, dist_info, [*default_callbacks(cfg, run_dir, progress), *callbacks], progress
         )
         if cfg.train.resume and (run_dir / "last.safetensors").exists():
             _resume(trainer, run_dir / "last.safetensors")
+        fitting = True
         t_fit = time.perf_counter()
         trainer.fit()
         fit_s = time.perf_counter() - t_fit
@@ -216,6 +270,10 @@ def train(
         return TrainResult(
             run_dir, run_dir / "last.safetensors", run_dir / "best.safetensors", metrics, time.perf_counter() - t0
         )
+    except BaseException:
+        if created and not fitting and dist_info.is_main:  # a config or data error: leave no half-made run folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         if handler is not None:
             logging.getLogger("kdinspect").removeHandler(handler)
@@ -224,7 +282,13 @@ def train(
 
 
 def _build_trainer(
-    cfg: RunConfig, task: Any, train_ds: Any, val_ds: Any, dist_info: DistInfo, callbacks: list[Callback]
+    cfg: RunConfig,
+    task: Any,
+    train_ds: Any,
+    val_ds: Any,
+    dist_info: DistInfo,
+    callbacks: list[Callback],
+    progress: bool = False,
 ) -> Trainer:
     t = cfg.train
     train_loader = build_loader(train_ds, t.batch_size, True, t.seed, cfg.data.workers, dist_info)
@@ -251,7 +315,8 @@ def _build_trainer(
     def run_eval(tk: Any) -> dict[str, float]:
         start = time.perf_counter()
         # every evaluation writes its report; after the run, eval/ holds the last one's
-        metrics = evaluate_task(tk, val_loader, out_dir=eval_dir if dist_info.is_main else None, device=t.device)
+        out = eval_dir if dist_info.is_main else None
+        metrics = evaluate_task(tk, val_loader, out_dir=out, device=t.device, progress=progress and dist_info.is_main)
         run_eval.seconds += time.perf_counter() - start  # type: ignore[attr-defined]
         return metrics
 

@@ -97,6 +97,7 @@ class TrainConfig:
     out_dir: str = "runs"  # parent folder of run folders
     name: str = "run"  # run folder name under out_dir
     resume: bool = False  # continue from <run>/last.safetensors if it exists
+    exist_ok: bool = False  # start afresh in an existing run folder instead of the next free name (name-2, ...)
     max_iters: int = 0  # stop after N iterations in total (0 = epochs decide)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from kdinspect.cli.common import add_device, add_overrides
@@ -26,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     metrics = evaluate(args.checkpoint, args.overrides, args.split, out, args.device or "cpu", args.batch_size)
-    print(json.dumps({k: round(v, 5) for k, v in metrics.items()}, indent=2))
-    print(f"report: {out}")
+    from kdinspect.evaluation.report import summary_table
+
+    print("\n".join(summary_table(metrics)))
+    print(
+        f"main = {metrics.get('main', float('nan')):.4f}; every metric: {out / 'metrics.json'}; curves and plots: {out}"
+    )
     return 0

@@ -26,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --resume: continue with changed settings (e.g. more epochs); recorded in resume_changes.json",
     )
+    p.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="start afresh in an existing run folder (default: a folder that holds a run gives NAME-2, NAME-3, ...)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_device(p)
 
@@ -41,8 +46,13 @@ def run(args: argparse.Namespace) -> int:
     ]
     extra += [f"distill.teacher={args.teacher}"] if args.teacher else []
     extra += ["train.resume=true"] if args.resume else []
+    extra += ["train.exist_ok=true"] if args.exist_ok else []
     cfg = load_config(args.config, [*args.overrides, *extra])
     result = train(cfg, progress=not args.no_progress, allow_change=args.allow_change)
-    shown = {k: round(v, 4) for k, v in result.metrics.items() if not k.startswith(("AP_", "AP50_"))}
-    print(f"run folder: {result.run_dir}\nbest: {result.best}\nmetrics: {shown}")
+    from kdinspect.evaluation.report import summary_table
+
+    print(f"run folder: {result.run_dir}\nbest checkpoint: {result.best}")
+    if result.metrics:
+        print(f"validation of the best checkpoint (main = {result.metrics.get('main', float('nan')):.4f}):")
+        print("\n".join(summary_table(result.metrics)))
     return 0

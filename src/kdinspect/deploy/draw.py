@@ -33,7 +33,7 @@ def color_for(label: int) -> tuple[int, int, int]:
 def draw_detections(
     image: np.ndarray,
     boxes: np.ndarray,
-    scores: np.ndarray,
+    scores: np.ndarray | None,
     labels: np.ndarray,
     classes: Sequence[str],
     thickness: int = 0,
@@ -43,7 +43,7 @@ def draw_detections(
     Args:
         image: (H, W, 3) uint8 RGB.
         boxes: (N, 4) xyxy pixels.
-        scores: (N,) scores.
+        scores: (N,) scores, or None for ground truth (the label shows the class name only).
         labels: (N,) class indices.
         classes: class names.
         thickness: line width (0 = from the image size).
@@ -52,13 +52,14 @@ def draw_detections(
     h, w = out.shape[:2]
     t = thickness or max(1, round(min(h, w) / 250))
     font = max(0.35, min(h, w) / 900)
-    boxes, scores, labels = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(), np.asarray(labels).ravel()
+    boxes, labels = np.asarray(boxes).reshape(-1, 4), np.asarray(labels).ravel()
+    scores = np.full(len(boxes), np.nan) if scores is None else np.asarray(scores).ravel()
     texts, sizes = [], []
     for box, score, label in zip(boxes, scores, labels):
         x1, y1, x2, y2 = (round(float(v)) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color_for(int(label)), t, cv2.LINE_AA)
         name = classes[int(label)] if 0 <= int(label) < len(classes) else str(int(label))
-        texts.append(f"{name} {float(score):.2f}")
+        texts.append(name if np.isnan(score) else f"{name} {float(score):.2f}")
         (tw, th), base = cv2.getTextSize(texts[-1], cv2.FONT_HERSHEY_SIMPLEX, font, 1)
         sizes.append((tw + 2, th + base + 1, base))
     # labels after all boxes, each where it overlaps no earlier label (so none is drawn over another or a box line)

@@ -15,7 +15,7 @@ from kdinspect.config import RunConfig
 from kdinspect.engine.checkpoint import save_checkpoint
 from kdinspect.engine.trainer import Callback, Trainer
 
-__all__ = ["CSVLogger", "CheckpointSaver", "CurvePlotter", "ProgressBar", "TensorBoardLogger"]
+__all__ = ["CSVLogger", "CheckpointSaver", "CurvePlotter", "ProgressBar", "TensorBoardLogger", "ValidationTable"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CheckpointSaver(Callback):
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         if improved and self.keep_best and trainer.dist_info.is_main:
             self.save(trainer, "best.safetensors")
-            logger.info("new best %s = %.4f (epoch %d)", "main", metrics.get("main", float("nan")), trainer.state.epoch)
+            logger.info("new best main = %.4f (epoch %d)", metrics.get("main", float("nan")), trainer.state.epoch + 1)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if trainer.dist_info.is_main:
@@ -175,18 +175,73 @@ class CurvePlotter(Callback):
     def _plot(self, trainer: Trainer) -> None:
         if not trainer.dist_info.is_main:
             return
-        from kdinspect.evaluation.plots import plot_training_curves
+        from kdinspect.evaluation.plots import plot_results_grid, plot_training_curves
 
         try:
             plot_training_curves(self.run_dir)
+            plot_results_grid(self.run_dir)
         except Exception as err:  # plotting must never kill a training run
             logger.warning("could not draw training curves: %s", err)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """``train_batch.png``: the first training batch as the model will see it (augmented), with its labels drawn,
+        so a label or augmentation mistake shows before hours are spent. Fresh runs only."""
+        if not trainer.dist_info.is_main or trainer.state.global_step > 0:
+            return
+        try:
+            from kdinspect.evaluation.plots import save_batch_preview
+
+            save_batch_preview(_first_batch(trainer), trainer.task.classes, self.run_dir / "train_batch.png")
+        except Exception as err:  # a preview must never kill a training run
+            logger.warning("could not draw the training-batch preview: %s", err)
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         self._plot(trainer)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self._plot(trainer)
+
+
+def _first_batch(trainer: Trainer) -> Any:
+    """Epoch 0's first batch, read from the dataset directly (the same indices and augmentation the loop will use:
+    both are seeded per epoch and index), without starting loader workers or touching the global RNG."""
+    from kdinspect.data import collate
+
+    sampler = trainer.train_loader.batch_sampler
+    dataset = trainer.train_loader.dataset
+    sampler.set_epoch(0)  # type: ignore[union-attr]
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(0)
+    indices = next(iter(sampler))  # type: ignore[call-overload]
+    return collate([dataset[i] for i in indices[:16]])
+
+
+class ValidationTable(Callback):
+    """After each evaluation, log the epoch's validation table (overall and per class), numbered like the progress
+    bar and ``metrics.csv`` (epoch 1 is the first)."""
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if not trainer.dist_info.is_main or not metrics:
+            return
+        from kdinspect.evaluation.report import metrics_table
+
+        st = trainer.state
+        best = (
+            "new best"
+            if improved
+            else f"best {st.best:.4f} at epoch {st.best_epoch + 1}"
+            if st.best is not None
+            else ""
+        )
+        logger.info(
+            "epoch %d/%d validation: main %.4f (%s)",
+            st.epoch + 1,
+            trainer.epochs,
+            metrics.get("main", float("nan")),
+            best,
+        )
+        for line in metrics_table(metrics, trainer.task.classes, trainer.task.kind):
+            logger.info("%s", line)
 
 
 class ProgressBar(Callback):
@@ -203,7 +258,7 @@ class ProgressBar(Callback):
             total=trainer.iters_per_epoch,
             initial=trainer.state.iter_in_epoch,
             desc=f"epoch {trainer.state.epoch + 1}/{trainer.epochs}",
-            leave=False,
+            leave=True,
             mininterval=1.0,
             dynamic_ncols=True,
         )
@@ -213,6 +268,8 @@ class ProgressBar(Callback):
             self.bar.update(1)
             shown = {k.split(".")[-1] if k != "loss" else k: f"{v:.3g}" for k, v in list(losses.items())[:5]}
             self.bar.set_postfix(shown | {"lr": f"{trainer.schedule.lr:.2e}"}, refresh=False)
+            if trainer.state.iter_in_epoch >= trainer.iters_per_epoch:  # the epoch's line stays; validation follows
+                self.on_epoch_end(trainer)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.bar is not None:

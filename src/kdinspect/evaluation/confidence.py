@@ -90,7 +90,7 @@ def confidence_curves(
         s, t = s[order], t[order]
         kept = np.searchsorted(-s, -conf, side="right")  # detections with score >= conf
         tps = np.concatenate([[0], np.cumsum(t)])[kept]
-        p[k] = np.where(kept > 0, tps / np.maximum(kept, 1), 1.0)  # no detection left: precision 1 by convention
+        p[k] = np.where(kept > 0, tps / np.maximum(kept, 1), 0.0)  # no detection left: precision 0 (nothing found)
         r[k] = tps / n_gt[k] if n_gt[k] > 0 else 0.0
     f1 = 2 * p * r / np.maximum(p + r, 1e-12)
     return ConfidenceCurves(conf, p, r, f1, n_gt[:num_classes])

@@ -129,6 +129,9 @@ def evaluate_detections(
     if coco_dt is None or not gt_dict["annotations"]:
         curves = confidence_curves(preds, [g.boxes for g in gts], [g.labels for g in gts], len(classes))
         metrics = {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "main": 0.0}
+        for k, name in enumerate(classes):  # no detection at all: every class with ground truth scores 0
+            if curves.n_gt[k] > 0:
+                metrics |= {f"AP_{name}": 0.0, f"AP50_{name}": 0.0}
         metrics |= _precision_recall(curves, classes, len(gts)) | fault
         _write_outputs(out_dir, metrics, None, preds, gts, classes, score_thr_confusion, curves)
         return metrics

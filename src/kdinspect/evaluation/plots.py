@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,7 @@ __all__ = [
     "plot_pr_curves",
     "plot_results_grid",
     "plot_training_curves",
+    "save_batch_preview",
 ]
 
 
@@ -90,7 +92,7 @@ def plot_results_grid(run_dir: str | Path) -> Path | None:
                 panels.append((f"train {k}", steps["step"], {k: steps[k]}))
     if metrics.get("epoch"):
         ep = metrics["epoch"]
-        panels += [(f"val {k}", ep, {k: metrics[k]}) for k in _GRID_METRICS if k in metrics]
+        panels += [(f"val {k}", ep, {k: metrics[k]}) for k in _GRID_METRICS if k in metrics and k != "main"]
         per_class = {k.split("_", 1)[1]: v for k, v in metrics.items() if k.startswith("AP50_")}
         if per_class:
             panels.append(("val AP50 per class", ep, per_class))
@@ -105,11 +107,13 @@ def plot_results_grid(run_dir: str | Path) -> Path | None:
             ax.plot(x, y, marker=marker, markersize=3, linewidth=1.0, label=name if len(ys) > 1 else None)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.set_xlabel("iteration" if title.startswith("train") else "epoch", fontsize=7)
         ax.grid(alpha=0.3)
         if len(ys) > 1:
             ax.legend(fontsize=6)
-        if title.startswith("train") and title != "train lr" and all(v > 0 for y in ys.values() for v in y if v == v):
-            ax.set_yscale("log")
+        if title.startswith("val") and all(0 <= v <= 1 for y in ys.values() for v in y if v == v):
+            ax.set_ylim(-0.02, 1.02)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -190,5 +194,34 @@ def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str], path: str | 
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_batch_preview(batch: Any, classes: Sequence[str], path: str | Path, cols: int = 4) -> Path:
+    """A grid of a batch's images (float (3, H, W) in [0, 1]) with their boxes and class names, or their masks
+    tinted, as the model receives them."""
+    from kdinspect.deploy.draw import draw_detections, overlay_mask
+
+    tiles = []
+    for img, target in zip(batch.images, batch.targets):
+        rgb = (img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+        if hasattr(target, "boxes"):
+            boxes = target.boxes.numpy()
+            rgb = draw_detections(rgb, boxes, None, target.labels.numpy(), classes)
+        else:
+            rgb = overlay_mask(rgb, target.mask.numpy().astype(np.float32), 0.5)
+        tiles.append(rgb)
+    if not tiles:
+        raise ValueError("the batch has no readable image")
+    rows = (len(tiles) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, min(cols, len(tiles)), figsize=(3 * min(cols, len(tiles)), 3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, tile, meta in zip(axes.ravel(), tiles, batch.metas):
+        ax.imshow(tile)
+        ax.set_title(Path(meta.path).name, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)

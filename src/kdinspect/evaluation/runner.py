@@ -39,7 +39,7 @@ def collect_detections(
     preds: list[Detections] = []
     gts: list[GroundTruth] = []
     skipped: list[str] = []
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+    for batch in tqdm(loader, desc="validating", leave=False, disable=not progress):
         skipped += batch.skipped
         if len(batch) == 0:
             continue
@@ -74,7 +74,7 @@ def evaluate_task(
     elif task.kind == "segmentation":
         meter = SegmentationMeter()
         model = task.deployable()
-        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        for batch in tqdm(loader, desc="validating", leave=False, disable=not progress):
             skipped += batch.skipped
             if len(batch) == 0:
                 continue
