@@ -16,6 +16,7 @@ from kdinspect.config import RunConfig, dump_config, resolve_config
 from kdinspect.engine.callbacks import CheckpointSaver, CSVLogger, CurvePlotter, ProgressBar, TensorBoardLogger
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, cleanup, init_distributed
+from kdinspect.engine.ema import ModelEMA
 from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
 from kdinspect.engine.resume import check_resume_config, remove_stale_tmp
 from kdinspect.engine.sampling import EpochBatchSampler
@@ -93,6 +94,10 @@ def _resume(trainer: Trainer, path: Path) -> None:
             "resuming would shift the labels: set data.classes to the checkpoint's list or start a new run"
         )
     trainer.task.deployable().load_state_dict(ckpt.model)
+    if trainer.ema is not None:
+        if not ckpt.ema:
+            raise ValueError(f"{path} holds no EMA weights (ema.*) but train.ema is on; start a new run to use EMA")
+        trainer.ema.load(ckpt.ema, ckpt.ema_updates)
     if "optimizer" in ckpt.state:
         trainer.optimizer.load_state_dict(optimizer_from_tensors(ckpt.optim, ckpt.state["optimizer"]))
     trainer.schedule.load_state_dict(ckpt.state.get("scheduler", {}))
@@ -272,6 +277,7 @@ def _build_trainer(
         t.amp,
         dist_info,
         t.early_stop,
+        ModelEMA(task.deployable(), t.ema_decay, t.ema_tau) if t.ema else None,
     )
 
 

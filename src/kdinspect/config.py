@@ -98,6 +98,9 @@ class TrainConfig:
     name: str = "run"  # run folder name under out_dir
     resume: bool = False  # continue from <run>/last.safetensors if it exists
     max_iters: int = 0  # stop after N iterations in total (0 = epochs decide)
+    ema: bool = False  # keep an EMA of the weights: evaluated, saved as best.safetensors and deployed
+    ema_decay: float = 0.9999  # final EMA decay d; update k uses d * (1 - exp(-k / ema_tau))
+    ema_tau: int = 2000  # EMA decay ramp in optimizer steps (0 = constant decay)
 
 
 @dataclass
