@@ -117,7 +117,7 @@ def _datasets(cfg: RunConfig, kind: str, run_dir: Path) -> tuple[Any, Any]:
     from kdinspect.data import build_datasets
 
     # one class list for both splits (data.classes, else their union); it is the one stored in the checkpoint
-    return build_datasets(cfg.data, kind, seed=cfg.train.seed, run_dir=run_dir)
+    return build_datasets(cfg.data, kind, seed=cfg.train.seed, run_dir=run_dir, epochs=cfg.train.epochs)
 
 
 def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> list[Callback]:

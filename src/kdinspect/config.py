@@ -49,6 +49,8 @@ class DataConfig:
     augment: bool = True  # paired random flips (+ photometric jitter) on the training split
     workers: int = 0  # DataLoader worker processes
     limit: int = 0  # use only the first N images of each split (0 = all); for smoke tests
+    cache: bool = False  # keep decoded images in memory (per process; up to cache_mb) instead of re-reading them
+    cache_mb: int = 2048  # size cap of the decoded-image cache in MiB (images past it are read from disk as usual)
     params: dict[str, Any] = field(default_factory=dict)  # reader-specific options, validated by the reader
 
 
