@@ -64,3 +64,16 @@ def test_ema_run_resumes_bit_exactly_and_deploys_the_ema(tmp_path: Path) -> None
         for k, v in getattr(last, group).items():
             assert torch.equal(v, getattr(b, group)[k]), f"{group}.{k}"
     assert resumed.metrics["main"] == ref.metrics["main"]
+
+
+def test_ema_of_a_distilled_student_holds_the_student_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ensure_synthetic(data, "segmentation", n_train=16, n_val=8, seed=0, size=(64, 64))
+    teacher = train(load_config(None, seg_overrides(data, tmp_path, "teacher", epochs=1)), progress=False)
+    extra = ["train.ema=true", "train.ema_tau=2", f"distill.teacher={teacher.best}", "model.params.width=2"]
+    student = train(load_config(None, seg_overrides(data, tmp_path, "student", epochs=1, extra=extra)), progress=False)
+    last = load_checkpoint(student.last)
+    assert last.ema_updates == 4 and set(last.ema) == set(last.model)
+    widths = {k: v.shape for k, v in load_checkpoint(teacher.best).model.items()}
+    assert any(widths[k] != v.shape for k, v in last.ema.items())  # the student's (narrower) weights, not the teacher's
+    assert set(load_model(student.best).model.state_dict()) == set(last.model)
