@@ -70,7 +70,7 @@ def test_swapped_into_restores_raw_weights_exactly() -> None:
     _set(model, 7.25, 1.5)
     raw = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(RuntimeError), ema.swapped_into(model):
-        assert float(model[0].weight) == 1.0  # the EMA weights while inside
+        assert float(model[0].weight.detach()) == 1.0  # the EMA weights while inside
         raise RuntimeError("evaluation failed")
     for k, v in model.state_dict().items():
         assert torch.equal(v, raw[k]), k
