@@ -194,3 +194,15 @@ def test_image_cache_is_capped_and_read_only(tmp_path: Path) -> None:
     cached = SegmentationDataset(seg, SegmentationTransform(32, train=True), cache=ImageCache(2**20))
     fresh = SegmentationDataset(seg, SegmentationTransform(32, train=True))
     assert torch.equal(cached[0].image, fresh[0].image) and torch.equal(cached[0].image, cached[0].image)
+
+
+def test_mosaic_with_an_unreadable_partner_skips_the_sample_naming_the_file(tmp_path: Path) -> None:
+    from kdinspect.data.datasets import SkippedSample
+
+    ds = _det_ds(tmp_path, mosaic=1.0)
+    (tmp_path / "5.png").write_bytes(b"not a png")
+    results = [ds[i] for i in range(5)]  # sample 5 itself is unreadable; the others may draw it as a partner
+    skipped = [s for s in results if isinstance(s, SkippedSample)]
+    assert skipped and all(s.path.endswith("5.png") for s in skipped)
+    kept = [s for s in results if not isinstance(s, SkippedSample)]
+    assert kept and all("5" not in s.meta.extra["mosaic"] for s in kept)
