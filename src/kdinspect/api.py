@@ -24,6 +24,7 @@ from kdinspect.engine.callbacks import (
 )
 from kdinspect.engine.checkpoint import LoadedModel, load_checkpoint, load_model, optimizer_from_tensors, restore_rng
 from kdinspect.engine.distributed import DistInfo, broadcast_object, cleanup, init_distributed
+from kdinspect.engine.ema import ModelEMA
 from kdinspect.engine.optim import LRSchedule, build_optimizer, capped_warmup
 from kdinspect.engine.resume import check_resume_config, remove_stale_tmp
 from kdinspect.engine.sampling import EpochBatchSampler
@@ -136,6 +137,10 @@ def _resume(trainer: Trainer, path: Path) -> None:
             "resuming would shift the labels: set data.classes to the checkpoint's list or start a new run"
         )
     trainer.task.deployable().load_state_dict(ckpt.model)
+    if trainer.ema is not None:
+        if not ckpt.ema:
+            raise ValueError(f"{path} holds no EMA weights (ema.*) but train.ema is on; start a new run to use EMA")
+        trainer.ema.load(ckpt.ema, ckpt.ema_updates)
     if "optimizer" in ckpt.state:
         trainer.optimizer.load_state_dict(optimizer_from_tensors(ckpt.optim, ckpt.state["optimizer"]))
     trainer.schedule.load_state_dict(ckpt.state.get("scheduler", {}))
@@ -155,7 +160,7 @@ def _datasets(cfg: RunConfig, kind: str, run_dir: Path) -> tuple[Any, Any]:
     from kdinspect.data import build_datasets
 
     # one class list for both splits (data.classes, else their union); it is the one stored in the checkpoint
-    return build_datasets(cfg.data, kind, seed=cfg.train.seed, run_dir=run_dir)
+    return build_datasets(cfg.data, kind, seed=cfg.train.seed, run_dir=run_dir, epochs=cfg.train.epochs)
 
 
 def default_callbacks(cfg: RunConfig, run_dir: Path, progress: bool = True) -> list[Callback]:
@@ -337,6 +342,7 @@ def _build_trainer(
         t.amp,
         dist_info,
         t.early_stop,
+        ModelEMA(task.deployable(), t.ema_decay, t.ema_tau) if t.ema else None,
     )
 
 

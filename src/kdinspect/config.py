@@ -49,6 +49,8 @@ class DataConfig:
     augment: bool = True  # paired random flips (+ photometric jitter) on the training split
     workers: int = 0  # DataLoader worker processes
     limit: int = 0  # use only the first N images of each split (0 = all); for smoke tests
+    cache: bool = False  # keep decoded images in memory (per process; up to cache_mb) instead of re-reading them
+    cache_mb: int = 2048  # size cap of the decoded-image cache in MiB (images past it are read from disk as usual)
     params: dict[str, Any] = field(default_factory=dict)  # reader-specific options, validated by the reader
 
 
@@ -99,6 +101,9 @@ class TrainConfig:
     resume: bool = False  # continue from <run>/last.safetensors if it exists
     exist_ok: bool = False  # start afresh in an existing run folder instead of the next free name (name-2, ...)
     max_iters: int = 0  # stop after N iterations in total (0 = epochs decide)
+    ema: bool = False  # keep an EMA of the weights: evaluated, saved as best.safetensors and deployed
+    ema_decay: float = 0.9999  # final EMA decay d; update k uses d * (1 - exp(-k / ema_tau))
+    ema_tau: int = 2000  # EMA decay ramp in optimizer steps (0 = constant decay)
 
 
 @dataclass

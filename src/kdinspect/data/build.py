@@ -14,16 +14,26 @@ from typing import Any
 
 from kdinspect.config import DataConfig
 from kdinspect.data.classes import box_counts, map_classes, union_classes
-from kdinspect.data.datasets import DetectionDataset, SegmentationDataset
+from kdinspect.data.datasets import DetectionDataset, ImageCache, SegmentationDataset
 from kdinspect.data.structures import DatasetIndex
-from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
+from kdinspect.data.transforms import DetectionTransform, SegmentationTransform, check_scale_range
 
 __all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_datasets", "build_transform", "read_split", "read_splits"]
 
 logger = logging.getLogger(__name__)
 
 # keys of ``data.params`` consumed by the transforms (every other key goes to the reader)
-TRANSFORM_PARAMS = ("hflip", "vflip", "jitter", "resize", "scales", "max_size")
+TRANSFORM_PARAMS = (
+    "hflip",
+    "vflip",
+    "jitter",
+    "resize",
+    "scales",
+    "max_size",
+    "scale_jitter",
+    "mosaic",
+    "close_strong_aug",
+)
 _KINDS = {"detection": "detection", "fewshot": "detection", "segmentation": "segmentation"}
 
 
@@ -184,13 +194,36 @@ def read_split(
     return _finish(index, data_cfg, split)
 
 
-def _dataset(index: DatasetIndex, data_cfg: DataConfig, kind: str, train: bool, seed: int):
+def _dataset(
+    index: DatasetIndex,
+    data_cfg: DataConfig,
+    kind: str,
+    train: bool,
+    seed: int,
+    epochs: int = 0,
+    cache: ImageCache | None = None,
+):
     if index.task != _KINDS[kind]:
         raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
     transform = build_transform(data_cfg, index.task, train)
+    if cache is None and data_cfg.cache:
+        cache = ImageCache(data_cfg.cache_mb * 2**20)
+    aug = train and data_cfg.augment
+    mosaic = float(data_cfg.params.get("mosaic", 0.0)) if aug else 0.0
     if isinstance(transform, DetectionTransform):
-        return DetectionDataset(index, transform, seed)
-    return SegmentationDataset(index, transform, seed)
+        ds: DetectionDataset | SegmentationDataset = DetectionDataset(index, transform, seed, cache, mosaic)
+    elif mosaic > 0:
+        raise ValueError("data.params.mosaic is a detection augmentation; segmentation has scale_jitter")
+    else:
+        ds = SegmentationDataset(index, transform, seed, cache)
+    close = int(data_cfg.params.get("close_strong_aug", 0))
+    if close < 0:
+        raise ValueError(f"data.params.close_strong_aug must be >= 0 epochs, got {close}")
+    if aug and close > 0:
+        if epochs <= 0:
+            raise ValueError("data.params.close_strong_aug needs the run's epoch count (build_datasets(epochs=...))")
+        ds.close_strong_at = max(epochs - close, 0)
+    return ds
 
 
 def build_dataset(
@@ -227,13 +260,21 @@ def build_dataset(
 
 
 def build_datasets(
-    data_cfg: DataConfig, kind: str, seed: int = 0, run_dir: str | Path | None = None
+    data_cfg: DataConfig, kind: str, seed: int = 0, run_dir: str | Path | None = None, epochs: int = 0
 ) -> tuple[DetectionDataset | SegmentationDataset, DetectionDataset | SegmentationDataset]:
-    """The training and evaluation datasets of a run, each split read once, both on the dataset's one class list."""
+    """The training and evaluation datasets of a run, each split read once, both on the dataset's one class list.
+
+    ``epochs`` (the run's ``train.epochs``) places ``data.params.close_strong_aug``: the strong augmentations are off
+    from epoch ``epochs - close_strong_aug`` on. With ``data.cache`` both datasets share one cache (``data.cache_mb``).
+    """
     if kind not in _KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
     idx = read_splits(data_cfg, ("train", "val"), run_dir)
-    return _dataset(idx["train"], data_cfg, kind, True, seed), _dataset(idx["val"], data_cfg, kind, False, seed)
+    cache = ImageCache(data_cfg.cache_mb * 2**20) if data_cfg.cache else None
+    return (
+        _dataset(idx["train"], data_cfg, kind, True, seed, epochs, cache),
+        _dataset(idx["val"], data_cfg, kind, False, seed, epochs, cache),
+    )
 
 
 def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTransform | SegmentationTransform:
@@ -248,6 +289,7 @@ def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTr
         "hflip": float(tp.get("hflip", 0.5)) if aug else 0.0,
         "jitter": float(tp.get("jitter", 0.0)) if aug else 0.0,
     }
+    jitter_range = check_scale_range(tp.get("scale_jitter")) if aug else None
     if _KINDS[kind] == "detection":
         scales = tp.get("scales")
         return DetectionTransform(
@@ -257,6 +299,7 @@ def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTr
             resize=str(tp.get("resize", "square")),
             scales=[int(v) for v in scales] if scales and aug else None,
             max_size=int(tp.get("max_size", 0)),
+            scale_jitter=jitter_range,
             **flips,
         )
     return SegmentationTransform(
@@ -264,5 +307,6 @@ def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTr
         train=train,
         eval_size=data_cfg.eval_imgsz,
         vflip=float(tp.get("vflip", 0.5)) if aug else 0.0,
+        scale_jitter=jitter_range,
         **flips,
     )

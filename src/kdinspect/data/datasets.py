@@ -2,7 +2,12 @@
 
 Augmentation randomness is seeded per ``(seed, epoch, index)`` inside ``torch.random.fork_rng``, so a sample is the
 same whatever the number of DataLoader workers and after a resume (call ``set_epoch(e)`` at the start of each epoch;
-with ``persistent_workers=True`` the workers would keep their own copy of the epoch, so leave it off).
+with ``persistent_workers=True`` the workers would keep their own copy of the epoch, so leave it off). The strong
+augmentations (mosaic, scale jitter) are off from epoch ``close_strong_at`` on (``data.params.close_strong_aug``).
+
+With an :class:`ImageCache` (``data.cache``) decoded images are kept in memory, up to a size cap, by the process
+that reads them: with ``data.workers=0`` (the default) that is the training process, whose cache lives for the whole
+run; DataLoader workers are started anew each epoch and their caches with them.
 
 A corrupt or missing file never crashes training: ``__getitem__`` logs a warning naming the file and returns a
 :class:`SkippedSample` (falsy, carries the path and reason); :func:`collate` leaves it (or a plain ``None``) out of the
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from kdinspect.data.io import ImageReadError, load_image, load_mask, load_soft_label
+from kdinspect.data.mosaic import draw_mosaic, mosaic4
 from kdinspect.data.structures import (
     Batch,
     DatasetIndex,
@@ -34,7 +41,15 @@ from kdinspect.data.structures import (
 )
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
 
-__all__ = ["PAD_MULTIPLE", "DetectionDataset", "SegmentationDataset", "SkippedSample", "collate", "sample_seed"]
+__all__ = [
+    "PAD_MULTIPLE",
+    "DetectionDataset",
+    "ImageCache",
+    "SegmentationDataset",
+    "SkippedSample",
+    "collate",
+    "sample_seed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +78,32 @@ def _meta(rec: DetRecord | SegRecord, orig: tuple[int, int], img: Tensor, scale:
     )
 
 
+class ImageCache:
+    """Decoded images by path, up to ``max_bytes`` in all (later images are decoded on every read, as without a
+    cache). Images are returned read-only: transforms copy, never write in place."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self.images: dict[str, np.ndarray] = {}
+
+    def load(self, path: str | Path) -> np.ndarray:
+        key = str(path)
+        hit = self.images.get(key)
+        if hit is not None:
+            return hit
+        image = load_image(path)
+        if self.nbytes + image.nbytes <= self.max_bytes:
+            image.setflags(write=False)
+            self.images[key] = image
+            self.nbytes += image.nbytes
+        return image
+
+
 class _IndexDataset(Dataset):
     task = ""
 
-    def __init__(self, index: DatasetIndex, seed: int = 0) -> None:
+    def __init__(self, index: DatasetIndex, seed: int = 0, cache: ImageCache | None = None) -> None:
         if index.task != self.task:
             raise ValueError(f"{type(self).__name__} needs a {self.task} index, got task {index.task!r}")
         self.index = index
@@ -74,6 +111,16 @@ class _IndexDataset(Dataset):
         self.classes = list(index.classes)
         self.seed = seed
         self.epoch = 0
+        self.cache = cache
+        self.close_strong_at: int | None = None  # first epoch without mosaic / scale jitter (None: never)
+
+    @property
+    def strong_aug(self) -> bool:
+        """Whether this epoch uses the strong augmentations (off from ``close_strong_at`` on)."""
+        return self.close_strong_at is None or self.epoch < self.close_strong_at
+
+    def _image(self, path: str | Path) -> np.ndarray:
+        return self.cache.load(path) if self.cache is not None else load_image(path)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -91,9 +138,12 @@ class _IndexDataset(Dataset):
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(sample_seed(self.seed, self.epoch, i))
-                return self._load(rec)
+                return self._sample(i, rec)
         except ImageReadError as err:
             return self._skip(err.path, err.reason)
+
+    def _sample(self, i: int, rec):
+        return self._load(rec)
 
     def _load(self, rec):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -107,18 +157,48 @@ class DetectionDataset(_IndexDataset):
         index: a detection index from a reader.
         transform: a :class:`DetectionTransform` (default: eval-mode resize to 256).
         seed: augmentation seed.
+        cache: decoded-image cache (``data.cache``).
+        mosaic: probability of a 4-image mosaic (:mod:`kdinspect.data.mosaic`) of the ``transform.imgsz`` size; the
+            mosaic then goes through the transform like one image. A partner image that cannot be read skips the
+            sample (named, as any unreadable file).
     """
 
     task = "detection"
 
-    def __init__(self, index: DatasetIndex, transform: DetectionTransform | None = None, seed: int = 0) -> None:
-        super().__init__(index, seed)
+    def __init__(
+        self,
+        index: DatasetIndex,
+        transform: DetectionTransform | None = None,
+        seed: int = 0,
+        cache: ImageCache | None = None,
+        mosaic: float = 0.0,
+    ) -> None:
+        super().__init__(index, seed, cache)
         self.transform = transform or DetectionTransform(256, train=False)
+        if not 0.0 <= mosaic <= 1.0:
+            raise ValueError(f"data.params.mosaic is a probability in [0, 1], got {mosaic}")
+        if mosaic > 0 and self.transform.imgsz <= 0:
+            raise ValueError("data.params.mosaic needs data.imgsz > 0 (the mosaic side)")
+        self.mosaic = float(mosaic)
 
-    def _load(self, rec: DetRecord) -> Sample:
-        image = load_image(rec.image)
+    def _sample(self, i: int, rec: DetRecord) -> Sample:
+        strong = self.strong_aug
+        if not (strong and self.mosaic > 0 and float(torch.rand(())) < self.mosaic):
+            return self._load(rec, strong)
+        size = self.transform.imgsz
+        indices, center = draw_mosaic(len(self.records), i, size)
+        tiles = [(self._image(r.image), r.boxes, r.labels) for r in (self.records[k] for k in indices)]
+        image, boxes, labels = mosaic4(tiles, size, center)
+        img, boxes, labels, (sy, sx) = self.transform(image, boxes, labels, strong=strong)
+        h, w = tiles[indices.index(i)][0].shape[:2]
+        meta = _meta(rec, (h, w), img, (sy * size / h, sx * size / w))
+        meta.extra["mosaic"] = [str(self.records[k].image_id) for k in indices]
+        return Sample(img, DetTarget(boxes, labels), meta)
+
+    def _load(self, rec: DetRecord, strong: bool = True) -> Sample:
+        image = self._image(rec.image)
         h, w = image.shape[:2]
-        img, boxes, labels, scale = self.transform(image, rec.boxes, rec.labels)
+        img, boxes, labels, scale = self.transform(image, rec.boxes, rec.labels, strong=strong)
         return Sample(img, DetTarget(boxes, labels), _meta(rec, (h, w), img, scale))
 
 
@@ -130,16 +210,23 @@ class SegmentationDataset(_IndexDataset):
         index: a segmentation index from a reader.
         transform: a :class:`SegmentationTransform` (default: full-resolution eval).
         seed: augmentation seed.
+        cache: decoded-image cache (``data.cache``).
     """
 
     task = "segmentation"
 
-    def __init__(self, index: DatasetIndex, transform: SegmentationTransform | None = None, seed: int = 0) -> None:
-        super().__init__(index, seed)
+    def __init__(
+        self,
+        index: DatasetIndex,
+        transform: SegmentationTransform | None = None,
+        seed: int = 0,
+        cache: ImageCache | None = None,
+    ) -> None:
+        super().__init__(index, seed, cache)
         self.transform = transform or SegmentationTransform(0, train=False)
 
     def _load(self, rec: SegRecord) -> Sample:
-        image = load_image(rec.image)
+        image = self._image(rec.image)
         h, w = image.shape[:2]
         if rec.mask is None:
             mask = np.zeros((h, w), dtype=np.uint8)
@@ -151,7 +238,7 @@ class SegmentationDataset(_IndexDataset):
         soft = load_soft_label(soft_path) if soft_path else None
         if soft is not None and soft.shape[-2:] != (h, w):
             raise ImageReadError(str(soft_path), f"soft-label size {soft.shape[:0:-1]} differs from image {(w, h)}")
-        img, m, s, scale = self.transform(image, mask, soft)
+        img, m, s, scale = self.transform(image, mask, soft, strong=self.strong_aug)
         target = SegTarget(m, s) if rec.mask is not None else None
         return Sample(img, target, _meta(rec, (h, w), img, scale))
 

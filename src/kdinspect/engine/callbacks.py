@@ -31,16 +31,21 @@ class CheckpointSaver(Callback):
         self.keep_best = keep_best
 
     def save(self, trainer: Trainer, name: str) -> Path:
-        task = trainer.task
+        task, ema = trainer.task, trainer.ema
+        # with train.ema: best.safetensors holds the EMA weights as its model (what is deployed); last.safetensors the
+        # raw ones plus the EMA ones and their update count (what --resume needs)
+        weights = ema.module if ema is not None and name != "last.safetensors" else task.deployable()
         return save_checkpoint(
             self.run_dir / name,
-            task.deployable(),
+            weights,
             self.cfg,
             task.classes,
             task.kind,
             trainer_state=trainer.state.to_dict() | {"metrics": trainer.last_metrics},
             optimizer=trainer.optimizer,
             scheduler_state=trainer.schedule.state_dict(),
+            ema_state=ema.state_tensors() if ema is not None and name == "last.safetensors" else None,
+            ema_updates=ema.updates if ema is not None else 0,
         )
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:

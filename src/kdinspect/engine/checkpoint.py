@@ -3,6 +3,9 @@
 Layout of ``<run>/last.safetensors``:
 
 - tensors ``model.<name>``: the deployable model (for distillation runs: the student only, never the teacher);
+- optional tensors ``ema.<name>``: the EMA of the deployable model's weights (``train.ema``; ``last.safetensors``
+  only: ``model.*`` then holds the raw training weights, and the header's ``ema`` entry the update count).
+  :func:`load_model` returns these weights when present; files without them load as before;
 - tensors ``optim.<param index>.<state name>``: optimizer state (momentum buffers, Adam moments ...);
 - tensors ``rng.torch`` / ``rng.cuda.<i>``: torch RNG states;
 - header metadata ``kdinspect``: JSON with the format tag, kdinspect version, resolved run config, class names, task
@@ -63,6 +66,16 @@ class Checkpoint:
     optim: dict[str, Tensor]
     rng: dict[str, Tensor]
     state: dict[str, Any]
+    ema: dict[str, Tensor] = field(default_factory=dict)  # EMA weights (empty when the file has none)
+
+    @property
+    def ema_updates(self) -> int:
+        return int(self.state.get("ema", {}).get("updates", 0))
+
+    @property
+    def weights(self) -> dict[str, Tensor]:
+        """The weights to deploy: the EMA ones when stored, else ``model``."""
+        return self.ema or self.model
 
     @property
     def config(self) -> RunConfig:
@@ -168,6 +181,8 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler_state: dict[str, Any] | None = None,
     with_rng: bool = True,
+    ema_state: dict[str, Tensor] | None = None,
+    ema_updates: int = 0,
 ) -> Path:
     """Write a checkpoint atomically and return its path.
 
@@ -181,8 +196,12 @@ def save_checkpoint(
         optimizer: optimizer whose state is stored for ``--resume``.
         scheduler_state: JSON-able LR schedule state.
         with_rng: also store RNG states (needed for bit-exact resume).
+        ema_state: EMA weights (same keys as ``model``), stored as ``ema.*`` next to the raw ones.
+        ema_updates: the EMA's update count (stored with ``ema_state``).
     """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema_state is not None:
+        tensors |= {f"ema.{k}": v for k, v in ema_state.items()}
     state: dict[str, Any] = {
         "format": FORMAT_TAG,
         "kdinspect_version": __version__,
@@ -193,6 +212,8 @@ def save_checkpoint(
         "trainer": trainer_state or {},
         "scheduler": scheduler_state or {},
     }
+    if ema_state is not None:
+        state["ema"] = {"updates": int(ema_updates)}
     if optimizer is not None:
         opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
         tensors.update(opt_tensors)
@@ -252,22 +273,23 @@ def load_checkpoint(path: str | Path, check_finite: bool = True) -> Checkpoint:
         raise CheckpointError(f"{path}: corrupt checkpoint header ({err})") from err
     if state.get("format") != FORMAT_TAG:
         raise CheckpointError(f"{path}: unsupported checkpoint format {state.get('format')!r}; expected {FORMAT_TAG}")
-    groups: dict[str, dict[str, Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    groups: dict[str, dict[str, Tensor]] = {"model": {}, "optim": {}, "rng": {}, "ema": {}}
     for key, value in tensors.items():
         prefix, rest = key.split(".", 1)
-        if prefix == "model":
-            groups["model"][rest] = value
+        if prefix in ("model", "ema"):
+            groups[prefix][rest] = value
         elif prefix == "optim":
             groups["optim"][key] = value
         elif prefix == "rng":
             groups["rng"][key] = value
-    if check_finite and (bad := nonfinite_tensors(groups["model"])):
+    named = {**groups["model"], **{f"ema.{k}": v for k, v in groups["ema"].items()}}
+    if check_finite and (bad := nonfinite_tensors(named)):
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more tensors" if len(bad) > 5 else "")
         raise CheckpointError(
             f"{path}: the model weights are not finite ({shown}); the run diverged before this checkpoint was written "
             "(use an earlier checkpoint, or retrain with a lower train.lr or train.grad_clip)"
         )
-    return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state)
+    return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state, groups["ema"])
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", overrides: Sequence[str] = ()) -> LoadedModel:
@@ -276,6 +298,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", overrides: 
     ``overrides`` (dotted ``key=value``) change the stored config first; ``model.params.*`` ones rebuild the model with
     the new values, which suits inference-time settings (e.g. ``model.params.score_thresh``, Faster R-CNN's
     ``rpn_post_nms_top_n``). One that changes the architecture fails the strict weight check with a clear error.
+    A checkpoint with EMA weights (``ema.*``, ``train.ema``) loads those: they are what gets deployed.
     """
     from kdinspect.models import build_model
 
@@ -288,7 +311,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", overrides: 
     model = build_model(cfg.model.name, cfg.model.num_classes or len(classes), params)
     after = f" (after the overrides {list(overrides)})" if overrides else ""
     try:
-        missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+        missing, unexpected = model.load_state_dict(ckpt.weights, strict=False)
     except RuntimeError as err:  # same names, other shapes
         raise CheckpointError(f"{path}: weights do not match model {cfg.model.name!r}{after}: {err}") from err
     if missing or unexpected:

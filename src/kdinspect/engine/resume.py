@@ -15,7 +15,7 @@ from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from kdinspect.config import RunConfig
+from kdinspect.config import RunConfig, config_from_dict
 from kdinspect.engine.checkpoint import CheckpointError
 from kdinspect.utils.io import write_json
 
@@ -69,6 +69,15 @@ def _stored_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read the checkpoint header to resume ({err!r})") from err
 
 
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the defaults of fields added since it was written (an older kdinspect did not have them,
+    and their defaults keep its behaviour); as stored when it no longer parses (a key since removed: a change)."""
+    try:
+        return config_from_dict(stored).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return stored
+
+
 def check_resume_config(run_dir: Path, cfg: RunConfig, allow_change: bool = False, record: bool = True) -> dict:
     """Compare ``cfg`` with the config stored in ``run_dir/last.safetensors``.
 
@@ -78,7 +87,7 @@ def check_resume_config(run_dir: Path, cfg: RunConfig, allow_change: bool = Fals
     """
     last = run_dir / "last.safetensors"
     state = _stored_state(last)
-    changes = config_changes(state.get("config", {}), cfg.to_dict())
+    changes = config_changes(_with_defaults(state.get("config", {})), cfg.to_dict())
     if not changes:
         return changes
     listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from kdinspect.data.structures import Batch
 from kdinspect.engine.distributed import DistInfo, barrier
+from kdinspect.engine.ema import ModelEMA
 from kdinspect.engine.optim import LRSchedule
 from kdinspect.tasks.base import Task
 
@@ -83,6 +84,8 @@ class Trainer:
         amp: bfloat16 autocast on CUDA.
         dist_info: rank/world size of a torchrun launch.
         early_stop: stop after this many evaluations without improvement (0 = off).
+        ema: EMA of ``task.deployable()`` (the student of a distiller, never the DDP wrapper): updated after every
+            optimizer step; evaluations see its weights (see :mod:`kdinspect.engine.ema`).
     """
 
     task: Task
@@ -99,12 +102,15 @@ class Trainer:
     amp: bool = False
     dist_info: DistInfo = field(default_factory=DistInfo)
     early_stop: int = 0
+    ema: ModelEMA | None = None
     state: TrainState = field(default_factory=TrainState)
     last_metrics: dict[str, float] = field(default_factory=dict)
     should_stop: bool = False
 
     def __post_init__(self) -> None:
         self.task.to(self.device)
+        if self.ema is not None:
+            self.ema.to(self.device)
         self.runner: nn.Module = self.task
         if self.dist_info.enabled:
             ids = [self.dist_info.local_rank] if self.device.startswith("cuda") else None
@@ -226,6 +232,8 @@ class Trainer:
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.task.parameters() if p.requires_grad], self.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.task.deployable())
         return {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
 
     def _all_usable(self, usable: bool) -> bool:
@@ -239,7 +247,10 @@ class Trainer:
         """Evaluate on the main process, share the main metric, update best/early-stop bookkeeping."""
         metrics: dict[str, float] = {}
         if self.dist_info.is_main and self.evaluate is not None:
-            metrics = self.evaluate(self.task)
+            ema = self.ema
+            swap = ema.swapped_into(self.task.deployable()) if ema is not None else contextlib.nullcontext()
+            with swap:
+                metrics = self.evaluate(self.task)
             self.task.train()
         if self.dist_info.enabled:
             box = [metrics]
