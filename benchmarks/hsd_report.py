@@ -61,6 +61,7 @@ OLD_TIMER = (
     "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under tools/cpu-whole."
 )
 LATENCY_NOTE = f"{latency_method()} Measured under tools/cpu-whole. {GRAPHS_NOTE}"
+OLD_TIMER_NOTE = "Latency timer of this file (before benchmarks.common.measure)"  # the line in the committed files
 
 
 def latency_note(wd: Path) -> str:
@@ -178,6 +179,18 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _kept_notes(notes: list[str], wd: Path) -> list[str]:
+    """The earlier report's notes, less the ones that only held for it: the old timer's line once ``latency.json``
+    comes from the shared timer, and the old command form (this report records ``python -m benchmarks.hsd``)."""
+    path = wd / "latency.json"
+    new_timer = path.exists() and bool(json.loads(path.read_text()).get("method"))
+    return [
+        n
+        for n in notes
+        if "is now `python -m benchmarks.hsd`" not in n and not (new_timer and n.startswith(OLD_TIMER_NOTE))
+    ]
+
+
 def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Write ``benchmarks/results/hsd_<name>.json`` and ``.md`` from the finished rows under ``wd`` (name = the
     dataset, plus ``-lite`` for the lite student variant); a smoke run writes them into ``wd``."""
@@ -202,7 +215,7 @@ def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[s
         "wall_s": wall_s if wall_s is not None else old.get("wall_s"),
         "recipe": RECIPE,
         "latency_method": latency_note(wd),
-        "notes": notes if notes is not None else old.get("notes", []),
+        "notes": notes if notes is not None else _kept_notes(old.get("notes", []), wd),
         "rows": rows,
         "summary": summarize(rows),
     }
