@@ -245,7 +245,7 @@ def bench_yolo(imgsz: int, nc: int, video: Path, args: argparse.Namespace) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.deploy", description=__doc__.split("\n\n")[0])
     for name, default in DEFAULTS.items():
         p.add_argument(f"--{name.replace('_', '-')}", default=default, help=f"{name} checkpoint (default {default})")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])

@@ -160,7 +160,7 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.deploy_seg_peer", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--mcff",
         nargs="+",

@@ -205,7 +205,9 @@ def write_report(pf: ProtocolFile, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.dkan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default="configs/dkan/neu_cpu.yaml", help="protocol YAML (relative to the repo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override (repeatable)")
     p.add_argument("--workers", type=int, default=2, help="jobs in parallel")

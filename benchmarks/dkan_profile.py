@@ -124,7 +124,7 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dkan_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a DKAN (or any faster_rcnn_fpn) checkpoint")
     p.add_argument("--num-base", type=int, default=3, help="base classes (the first N of the checkpoint's classes)")
     p.add_argument("--proposals", type=int, nargs="+", default=[300, 100, 50], help="test-time proposal counts")
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         **provenance("benchmarks.dkan_profile", argv),
         "threads": args.threads,
-        "latency_method": latency_method(args.runs, args.threads),
+        "latency_method": latency_method(args.runs, args.threads, args.images),
         "checkpoint": str(ckpt),
         "classes": len(loaded.classes),
         "num_base": args.num_base,

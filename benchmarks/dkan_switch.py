@@ -102,7 +102,7 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dkan_switch", description=__doc__.split("\n\n")[0])
     p.add_argument("--default", required=True, help="results stem of the run with the default setting")
     p.add_argument("--switched", required=True, help="results stem of the run with the switch flipped")
     p.add_argument("--switch", required=True, help="what was flipped, for the report")

@@ -408,7 +408,9 @@ def _measure_latency(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.hsd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", choices=sorted(DATASETS), default="neu-det")
     p.add_argument("--epochs", type=int, default=0, help="0 = the dataset's default recipe")
     p.add_argument("--imgsz", type=int, default=0, help="0 = the dataset's default recipe")

@@ -365,7 +365,9 @@ def _name(args: argparse.Namespace) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", required=True, choices=["deepcrack", "crackforest"])
     p.add_argument("--work", default="", help="work folder (default benchmarks/work/mcff_<dataset>[_smoke])")
     slot, whole = default_launcher("cpu-slot"), default_launcher("cpu-whole")
@@ -454,7 +456,8 @@ def _latency_input(measured: dict[str, Any], args: argparse.Namespace) -> str:
     details = [v for m in measured.values() for k, v in m.items() if k.startswith("latency_detail_")]
     if details and all("warmup" in d for d in details):
         runs = sorted({d["runs"] for d in details})
-        return (f"1x3x448x448 float32 from {LATENCY_IMAGES} {INPUT_KIND}, {WARMUP_RUNS} warm-up then "
+        images = min((d.get("inputs", LATENCY_IMAGES) for d in details), default=LATENCY_IMAGES)
+        return (f"1x3x448x448 float32 from {images} {INPUT_KIND}, {WARMUP_RUNS} warm-up then "
                 f"{' / '.join(map(str, runs))} timed runs")  # fmt: skip
     if details:
         return "1x3x448x448 float32 (one fixed-seed random tensor), 2 warm-up runs"

@@ -46,7 +46,11 @@ def copy_tree(src: Path, dst: Path, jpegtran: bool, progressive: bool = False) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff_devdata",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("name")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)

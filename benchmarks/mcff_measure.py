@@ -71,7 +71,11 @@ def overlays(row: str, ckpt: Path, images: list[Path], dest: Path, work: Path) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff_measure",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("items", nargs="+", help="ROW=CHECKPOINT")
     p.add_argument("--out", required=True, help="JSON file with one entry per row")
     p.add_argument("--work", required=True, help="folder for the ONNX files")

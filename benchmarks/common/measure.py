@@ -148,10 +148,10 @@ def count_flops(module: Any, size: int | tuple[int, int]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def latency_method(runs: int = TIMED_RUNS, threads: Sequence[int] = (1, 2)) -> str:
-    """One line for a results file: how its latencies were timed."""
+def latency_method(runs: int = TIMED_RUNS, threads: Sequence[int] = (1, 2), images: int = LATENCY_IMAGES) -> str:
+    """One line for a results file: how its latencies were timed (``images``: at most that many inputs)."""
     return (
         f"Latency: median of {runs} timed runs after {WARMUP_RUNS} warm-up runs (benchmarks.common.measure), batch 1, "
-        f"inputs: {LATENCY_IMAGES} {INPUT_KIND}; ONNX Runtime CPU provider with {' or '.join(map(str, threads))} "
+        f"inputs: up to {images} {INPUT_KIND}; ONNX Runtime CPU provider with {' or '.join(map(str, threads))} "
         "intra-op thread(s), 1 inter-op thread."
     )
