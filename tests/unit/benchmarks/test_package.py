@@ -32,6 +32,7 @@ def test_one_latency_session_and_one_flops_counter() -> None:
     assert _uses(r"InferenceSession\(") == ["benchmarks/common/measure.py"]
     assert _uses(r"FlopCounterMode\(") == ["benchmarks/common/measure.py"]
     assert _uses(r"subprocess\.Popen\(") == ["benchmarks/common/jobs.py"]
+    assert _uses(r"default_rng|np\.random") == []  # latency inputs are real test images everywhere
 
 
 def test_every_benchmark_module_has_a_module_main_with_help(capsys) -> None:
