@@ -32,9 +32,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-# deployment benchmark: trained checkpoints (see benchmarks/deploy.py --help), whole machine for the timings
+# benchmarks (hours on a CPU; each resumes where it stopped): `python -m benchmarks.<name> --help` for the options.
+# Training jobs run behind tools/cpu-slot, timings behind tools/cpu-whole; results go to benchmarks/results/.
+HSD_DATASET ?= neu-det
+MCFF_DATASET ?= deepcrack
+bench-hsd: $(STAMP)
+	$(BIN)/python -m benchmarks.hsd --dataset $(HSD_DATASET)
+
+bench-mcff: $(STAMP)
+	$(BIN)/python -m benchmarks.mcff --dataset $(MCFF_DATASET)
+
+bench-dkan: $(STAMP)
+	$(BIN)/python -m benchmarks.dkan --launcher tools/cpu-slot
+
+# deployment benchmark: trained checkpoints (see python -m benchmarks.deploy --help), whole machine for the timings
 bench-deploy: $(STAMP)
-	$(BIN)/python benchmarks/deploy.py
+	tools/cpu-whole $(BIN)/python -m benchmarks.deploy
 
 clean:
 	rm -rf runs .pytest_cache

@@ -2,7 +2,7 @@
 
 Run (timings are meant to be taken with nothing heavy beside it):
 
-    tools/cpu-whole python benchmarks/data_pipeline.py
+    tools/cpu-whole python -m benchmarks.data_pipeline
 
 Writes ``benchmarks/results/data_pipeline.json`` and ``.md``. Shared data: ``$KDINSPECT_SHARED_DATA`` or
 ``<repo>/../shared/datasets``.
@@ -11,24 +11,22 @@ Writes ``benchmarks/results/data_pipeline.json`` and ``.md``. Shared data: ``$KD
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import REPO
+from benchmarks.common.results import provenance, results_dir, write_results
 from kdinspect.config import DataConfig
 from kdinspect.data import build_dataset
 from kdinspect.data.check import check_dataset
 from kdinspect.data.synthetic import generate_detection_dataset, generate_segmentation_dataset
-from kdinspect.utils.env import environment_info, git_commit, require_clean_tree
+from kdinspect.utils.env import require_clean_tree
 
-REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"neu-det": "voc", "deeppcb": "deeppcb", "deepcrack": "deepcrack", "crackforest": "crackforest"}
 
 
@@ -99,12 +97,13 @@ def bench_throughput(shared: Path, n: int) -> dict:
 
 
 def _markdown(res: dict) -> str:
-    pkg = res["env"]["packages"]
+    env = res.get("environment") or res["env"]  # files written before benchmarks.common.results: "env", "commit"
+    pkg = env["packages"]
     lines = [
         "# Data pipeline timings",
         "",
         f"Command: `{res['command']}`  ",
-        f"Commit: `{res['commit']}`; CPU: {res['env']['cpu']} ({res['env']['cpu_count']} cores); "
+        f"Commit: `{res.get('git_commit') or res['commit']}`; CPU: {env['cpu']} ({env['cpu_count']} cores); "
         f"torch threads {res['threads']}; decode threads {res['workers']}; repeats {res['repeats']} (median).  ",
         f"Versions: torch {pkg.get('torch')}, torchvision {pkg.get('torchvision')}, numpy {pkg.get('numpy')}, "
         f"Pillow {res['pillow']}. Seeds: synthetic 0, augmentation 0. "
@@ -137,13 +136,14 @@ def _markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="decoding threads of data check")
     parser.add_argument("--samples", type=int, default=128, help="samples per throughput case")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=results_dir(REPO))
     args = parser.parse_args(argv)
-    if args.out.resolve() == (REPO / "benchmarks" / "results").resolve():
+    committed = args.out.resolve() == results_dir(REPO).resolve()
+    if committed:
         require_clean_tree(REPO)  # results are written from a committed tree only
     shared = Path(os.environ.get("KDINSPECT_SHARED_DATA", REPO.parent / "shared" / "datasets"))
     torch.set_num_threads(1)
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     res = {
-        "command": "PYTHONPATH=src python benchmarks/data_pipeline.py " + " ".join(argv or sys.argv[1:]),
-        "commit": git_commit(REPO),
-        "env": environment_info(),
+        **provenance("benchmarks.data_pipeline", argv, check=committed),
         "pillow": PIL.__version__,
         "threads": torch.get_num_threads(),
         "workers": args.workers,
@@ -163,11 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": bench_throughput(shared, args.samples),
     }
     res["wall_s"] = time.perf_counter() - t0
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data_pipeline.json").write_text(json.dumps(res, indent=2))
-    (args.out / "data_pipeline.md").write_text(_markdown(res))
-    sys.stdout.write(_markdown(res))
+    write_results("data_pipeline", res, _markdown, out_dir=args.out)
+    print(_markdown(res))
     return 0
 
 

@@ -2,7 +2,7 @@
 each trained model type, end-to-end per-frame time against YOLO11n at equal input size, the ZeroMQ stream and the
 HTTP service. Writes ``benchmarks/results/deploy.json`` and ``deploy.md``.
 
-    tools/cpu-whole python benchmarks/deploy.py \\
+    tools/cpu-whole python -m benchmarks.deploy \\
         --hsd benchmarks/work/hsd/neu-det/student_hsd_s0/last.safetensors \\
         --hsd-lite benchmarks/work/hsd/neu-det-lite/student_hsd_s0/last.safetensors \\
         --mcff benchmarks/work/mcff_deepcrack/runs/deepcrack_student_kd_standard/best.safetensors \\
@@ -22,22 +22,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import numpy as np
 
-import deploy_measure as dm  # noqa: E402
-import deploy_report  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kdinspect.deploy.postprocess import to_input_tensor  # noqa: E402
-from kdinspect.deploy.runtime import OrtModel  # noqa: E402
-from kdinspect.engine.checkpoint import load_model  # noqa: E402
-from kdinspect.export.api import ExportCheckError, export_checkpoint  # noqa: E402
-from kdinspect.export.check import load_val_subset, metric_check  # noqa: E402
-from kdinspect.export.onnx import export_onnx, inference_module  # noqa: E402
-from kdinspect.export.quantize import quantize_onnx  # noqa: E402
-from kdinspect.utils.io import write_json  # noqa: E402
+from benchmarks import deploy_measure as dm
+from benchmarks import deploy_report
+from benchmarks.common import REPO
+from benchmarks.common.measure import (
+    LATENCY_IMAGES,
+    TIMED_RUNS,
+    WARMUP_RUNS,
+    count_flops,
+    count_params,
+    image_inputs,
+    latency_method,
+    time_calls,
+)
+from benchmarks.common.results import provenance, write_results
+from kdinspect.deploy.postprocess import to_input_tensor
+from kdinspect.deploy.runtime import OrtModel
+from kdinspect.engine.checkpoint import load_model
+from kdinspect.export.api import ExportCheckError, export_checkpoint
+from kdinspect.export.check import load_val_subset, metric_check
+from kdinspect.export.onnx import export_onnx, inference_module
+from kdinspect.export.quantize import quantize_onnx
+from kdinspect.utils.io import write_json
 
 logger = logging.getLogger("bench.deploy")
 
@@ -104,7 +112,7 @@ def _export_all(loaded: Any, ckpt: Path, wd: Path, size: tuple[int, int], args: 
 
 
 def _latencies(
-    loaded: Any, files: dict, size: tuple[int, int], x1: np.ndarray, x8: np.ndarray, args: argparse.Namespace
+    loaded: Any, files: dict, size: tuple[int, int], x1: list[np.ndarray], x8: np.ndarray, args: argparse.Namespace
 ) -> dict[str, Any]:
     module = inference_module(loaded.model, loaded.kind, True)
     out: dict[str, Any] = {}
@@ -116,7 +124,7 @@ def _latencies(
                 if f["dyn"] is None:  # static batch-1 graph: 8 images one after the other, as the runtime does
                     res["batch8"] = _looped_batch8(name, f["b1"], t, x8, args.runs)
                 else:
-                    res["batch8"] = dm.latency(name, f["dyn"], t, x8, x8, args.runs)["batch8"]
+                    res["batch8"] = dm.latency(name, f["dyn"], t, x1, x8, args.runs)["batch8"]
             except Exception as err:  # e.g. a graph whose dynamic batch fails at run time: recorded, not fatal
                 logger.exception("%s %s: batch-8 throughput failed", loaded.cfg.model.name, name)
                 res["batch8"] = {"error": repr(err)}
@@ -126,7 +134,7 @@ def _latencies(
 
 def _looped_batch8(name: str, path: Path, threads: int, x8: np.ndarray, runs: int) -> dict[str, Any]:
     run = dm.make_runner(name, path, threads)
-    t = dm.stats_ms(dm.time_fn(lambda: [run(x8[i : i + 1]) for i in range(len(x8))], 2, max(5, runs // 4)))
+    t = time_calls(lambda x: [run(x[i : i + 1]) for i in range(len(x))], [x8], WARMUP_RUNS, max(5, runs // 4))
     return t | {"images_per_s": round(8000 / t["median_ms"], 2), "mode": "8 x batch 1 (static-batch graph)"}
 
 
@@ -158,12 +166,10 @@ def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str,
         runtimes["openvino_bf16"] = OrtModel(xml, threads=2, score_thr=0.0, ov_precision="bf16")
     metric = metric_check(loaded, runtimes, samples[: args.metric_images], threads=2)
     images = [Path(s.meta.path) for s in samples[: args.video_frames]]
-    x1 = to_input_tensor([dm.cv2.cvtColor(dm.cv2.imread(str(images[0])), dm.cv2.COLOR_BGR2RGB)], size)
-    x8 = np.concatenate(
-        [to_input_tensor([dm.cv2.cvtColor(dm.cv2.imread(str(p)), dm.cv2.COLOR_BGR2RGB)], size) for p in images[:8]]
-    )
+    x1 = image_inputs(images[:LATENCY_IMAGES], size)
+    x8 = np.concatenate(image_inputs(images[:8], size))
     lat = _latencies(loaded, files, size, x1, x8, args)
-    gflops = dm.model_gflops(inference_module(loaded.model, loaded.kind, True), size)
+    gflops = count_flops(inference_module(loaded.model, loaded.kind, True), size)
     video = dm.make_video(images, wd / "video.mp4")
     fastest = _fastest_accurate(files, lat, metric, args.max_drop)
     e2e = {
@@ -191,7 +197,7 @@ def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str,
         "task": loaded.kind,
         "classes": loaded.classes,
         "input_size": list(size),
-        "params": sum(p.numel() for p in loaded.model.parameters()),
+        "params": count_params(loaded.model),
         "gflops": round(gflops, 3),
         "sizes_mb": {k: _size_mb(v["b1"]) for k, v in files.items()},
         "export": exported["report"],
@@ -207,7 +213,7 @@ def bench_model(name: str, ckpt: Path, args: argparse.Namespace, peak: dict[str,
 
 def bench_yolo(imgsz: int, nc: int, video: Path, args: argparse.Namespace) -> dict[str, Any]:
     path = dm.export_yolo11n(nc, imgsz, Path(args.work) / "yolo11n")
-    x1 = np.random.default_rng(0).random((1, 3, imgsz, imgsz), np.float32)
+    x1 = image_inputs(dm.video_frames(video, LATENCY_IMAGES), (imgsz, imgsz))  # the same real test images as ours
     out: dict[str, Any] = {
         "onnx": str(path),
         "imgsz": imgsz,
@@ -239,11 +245,16 @@ def bench_yolo(imgsz: int, nc: int, video: Path, args: argparse.Namespace) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.deploy", description=__doc__.split("\n\n")[0])
     for name, default in DEFAULTS.items():
         p.add_argument(f"--{name.replace('_', '-')}", default=default, help=f"{name} checkpoint (default {default})")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--runs", type=int, default=50, help="timed runs per batch-1 latency")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=TIMED_RUNS,
+        help=f"timed runs per batch-1 latency (after {WARMUP_RUNS} warm-up runs)",
+    )
     p.add_argument("--metric-images", type=int, default=100, help="validation images for the metric change")
     p.add_argument("--max-drop", type=float, default=0.01)
     p.add_argument("--calib-images", type=int, default=64, help="training images for INT8 calibration")
@@ -298,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                     logger.exception("YOLO11n at %d failed", res["input_size"][0])
                     yolo[res["input_size"][0]] = {"error": repr(err)}
     result = {
-        **dm.run_record(REPO),
+        **provenance("benchmarks.deploy", argv),
         "threads": args.threads,
+        "latency_method": latency_method(args.runs, args.threads),
         "seeds": "deterministic inputs; no sampling",
         "cpu_peak": peak,
         "models": models,
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "yolo11n": {str(k): v for k, v in yolo.items()},
     }
     result["summary"] = deploy_report.summarize(result)
-    dm.write_results(REPO, args.name, result, deploy_report.markdown, t0)
+    write_results(args.name, result, deploy_report.markdown, t0)
     return 0
 
 

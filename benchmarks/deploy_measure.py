@@ -1,14 +1,11 @@
-"""Measurement helpers of ``benchmarks/deploy.py``: latency/throughput per backend, FLOPs and CPU peak, end-to-end
-per-frame time on a video, the ZeroMQ stream over loopback, the HTTP service under load, and YOLO11n's ONNX.
+"""Measurement helpers of ``python -m benchmarks.deploy``: latency/throughput per backend (the shared timer of
+:mod:`benchmarks.common.measure`), the CPU peak, end-to-end per-frame time on a video, the ZeroMQ stream over loopback,
+the HTTP service under load, and YOLO11n's ONNX.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import resource
-import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,37 +14,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
+from benchmarks.common.measure import WARMUP_RUNS, ort_session, stats_ms, time_calls
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult, host_nms, to_input_tensor
 from kdinspect.deploy.stream import encode_jpeg, render
-from kdinspect.utils.env import environment_info, git_commit
-from kdinspect.utils.io import write_json
-
-
-def run_record(repo: Path) -> dict[str, Any]:
-    """What every results file starts with: the command line, the git commit and the environment."""
-    return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(repo),
-        "environment": environment_info(),
-    }
-
-
-def write_results(
-    repo: Path, name: str, doc: dict[str, Any], markdown: Callable[[dict[str, Any]], str], t0: float
-) -> Path:
-    """Add the wall time since ``t0`` (``time.time()``) and the peak RSS to ``doc``, then write
-    ``benchmarks/results/<name>.json`` and its markdown."""
-    doc |= {
-        "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
-    out = repo / "benchmarks" / "results" / f"{name}.json"
-    write_json(out, doc)
-    out.with_suffix(".md").write_text(markdown(doc))
-    logging.getLogger("bench").info("wrote %s and %s", out, out.with_suffix(".md"))
-    return out
 
 
 def has_openvino() -> bool:
@@ -70,30 +40,11 @@ def input_size(loaded: Any, samples: Sequence[Any]) -> tuple[int, int]:
     return tuple(samples[0].meta.orig_size)
 
 
-def stats_ms(times_s: Sequence[float]) -> dict[str, float]:
-    ms = sorted(t * 1e3 for t in times_s)
-    return {
-        "median_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
-        "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 3),
-        "n": len(ms),
-    }
-
-
-def time_fn(fn: Callable[[], Any], warmup: int, runs: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def make_runner(backend: str, target: Any, threads: int) -> Callable[[np.ndarray], Any]:
     """``batch (B, 3, H, W) float32 -> outputs`` for ``pytorch`` (an eager module), an ONNX file or an OpenVINO IR."""
     if backend == "pytorch":
+        import torch
+
         torch.set_num_threads(threads)
 
         def run_torch(x: np.ndarray) -> Any:
@@ -110,42 +61,31 @@ def make_runner(backend: str, target: Any, threads: int) -> Callable[[np.ndarray
         compiled = core.compile_model(core.read_model(str(target)), "CPU", config)
         request = compiled.create_infer_request()
         return lambda x: request.infer({0: x})
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(target), opts, providers=["CPUExecutionProvider"])
+    sess = ort_session(target, threads)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})
 
 
 def latency(
-    backend: str, target: Any, threads: int, x1: np.ndarray, x8: np.ndarray | None, runs: int
+    backend: str, target: Any, threads: int, x1: Sequence[np.ndarray], x8: np.ndarray | None, runs: int
 ) -> dict[str, Any]:
-    """Batch-1 latency and batch-8 throughput (when ``x8`` is given and the target takes a batch axis)."""
+    """Batch-1 latency on the inputs ``x1`` (cycled; :func:`benchmarks.common.measure.image_inputs`) with the shared
+    timer, and batch-8 throughput (when ``x8`` is given and the target takes a batch axis, ``max(5, runs // 4)``
+    timed runs)."""
     run = make_runner(backend, target, threads)
-    out: dict[str, Any] = {"threads": threads, "batch1": stats_ms(time_fn(lambda: run(x1), 5, runs))}
+    out: dict[str, Any] = {"threads": threads, "batch1": time_calls(run, x1, WARMUP_RUNS, runs)}
     if x8 is not None:
-        t = stats_ms(time_fn(lambda: run(x8), 2, max(5, runs // 4)))
+        t = time_calls(run, [x8], WARMUP_RUNS, max(5, runs // 4))
         out["batch8"] = t | {"images_per_s": round(8000 / t["median_ms"], 2)}
     return out
-
-
-def model_gflops(module: torch.nn.Module, size: tuple[int, int]) -> float:
-    """GFLOPs (2 x multiply-adds) of one batch-1 forward, counted by torch's FlopCounterMode."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        module(torch.rand(1, 3, *size))
-    return counter.get_total_flops() / 1e9
 
 
 def cpu_peak(threads: Sequence[int], n: int = 2048) -> dict[str, Any]:
     """Practical peak: FP32 GFLOP/s of a large matmul (torch, MKL/oneDNN); and the theoretical one from the CPU
     flags: cores x clock x FLOP/cycle, with 2 AVX-512 FMA pipes x 16 FP32 lanes x 2 = 64 FLOP/cycle/core when the
     CPU reports avx512f (the count of a full-width AVX-512 core; double-pumped designs reach half of it)."""
+    import torch
+
     flags = Path("/proc/cpuinfo").read_text()
     mhz = [float(line.split(":")[1]) for line in flags.splitlines() if line.startswith("cpu MHz")]
     per_cycle = 64 if "avx512f" in flags else (32 if "fma" in flags else 8)
@@ -157,7 +97,7 @@ def cpu_peak(threads: Sequence[int], n: int = 2048) -> dict[str, Any]:
     }
     for t in threads:
         torch.set_num_threads(t)
-        med = statistics.median(time_fn(lambda: torch.mm(a, b), 3, 10))
+        med = time_calls(lambda _: torch.mm(a, b), [None], warmup=3, runs=10)["median_ms"] / 1e3
         out[f"measured_gflops_{t}t"] = round(2 * n**3 / med / 1e9, 1)
         if mhz:
             out[f"theoretical_gflops_{t}t"] = round(t * mhz[0] * 1e6 * per_cycle / 1e9, 1)
@@ -173,6 +113,17 @@ def make_video(images: Sequence[Path], out: Path, size: tuple[int, int] | None =
         img = cv2.imread(str(p))
         writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
     writer.release()
+    return out
+
+
+def video_frames(video: Path, n: int) -> list[np.ndarray]:
+    """The first ``n`` frames of ``video`` (made from test images by :func:`make_video`) as RGB arrays."""
+    cap, out = cv2.VideoCapture(str(video)), []
+    while len(out) < n and (frame := cap.read())[0]:
+        out.append(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not out:
+        raise ValueError(f"{video}: no frames to take latency inputs from")
     return out
 
 
@@ -197,16 +148,6 @@ def e2e_per_frame(video: Path, predict_draw: Callable[[np.ndarray], Any], warmup
     return s | {"fps": round(1000 / s["median_ms"], 1)}
 
 
-def _cpu_session(path: Path, threads: int) -> Any:
-    """ONNX Runtime CPU session with ``threads`` intra-op threads (the peers' runtime)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 class YoloOnnx:
     """YOLO11n's raw ONNX head ``(1, 4 + nc, A)`` run with the same host steps as ours: plain resize, ONNX Runtime,
     class-wise NMS (OpenCV), boxes mapped back to the image."""
@@ -214,7 +155,7 @@ class YoloOnnx:
     def __init__(
         self, path: Path, imgsz: int, classes: list[str], threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
     ) -> None:
-        self.sess = _cpu_session(path, threads)
+        self.sess = ort_session(path, threads)
         self.imgsz, self.classes, self.score_thr, self.iou_thr = imgsz, classes, score_thr, iou_thr
 
     def predict(self, rgb: np.ndarray) -> DetectionResult:
@@ -236,7 +177,7 @@ class YoloSegOnnx:
     def __init__(
         self, path: Path, size: tuple[int, int], nc: int, threads: int, score_thr: float = 0.25, iou_thr: float = 0.5
     ) -> None:
-        self.sess = _cpu_session(path, threads)
+        self.sess = ort_session(path, threads)
         self.size, self.nc, self.score_thr, self.iou_thr = size, nc, score_thr, iou_thr
         self.instances: list[int] = []  # instances kept per frame (random-init weights: the count is reported)
 

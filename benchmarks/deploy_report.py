@@ -1,8 +1,10 @@
-"""Summary figures and the markdown report of ``benchmarks/deploy.py``."""
+"""Summary figures and the markdown report of ``python -m benchmarks.deploy``."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from benchmarks.common.results import method_lines
 
 BACKENDS = ("pytorch_eager", "onnx_fp32", "onnx_int8_qdq", "onnx_int8_qoperator", "openvino_fp32", "openvino_bf16")
 
@@ -78,6 +80,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "CPU peak (FP32): " + ", ".join(f"{k} {v}" for k, v in peak.items()),
         "",
+        *method_lines(result),
     ]
     if result["missing_checkpoints"]:
         lines += [f"Not measured (checkpoint missing): {result['missing_checkpoints']}", ""]

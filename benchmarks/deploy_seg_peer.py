@@ -1,6 +1,6 @@
 """Segmenter end to end against YOLO11n-seg (one command): both at the same input size, on the same video, in one run.
 
-    python benchmarks/deploy_seg_peer.py --mcff benchmarks/work/deploy_models/mcff_student/last.safetensors
+    python -m benchmarks.deploy_seg_peer --mcff benchmarks/work/deploy_models/mcff_student/last.safetensors
 
 Ours: each ``--mcff`` checkpoint (several share the run, the video and the peer's numbers; the first sets the input size
 and the others must match it), exported and checked by ``export_checkpoint`` (PyTorch vs runtime on real images, F1
@@ -21,18 +21,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import numpy as np
 
-import deploy_measure as dm  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kdinspect.deploy.runtime import OrtModel  # noqa: E402
-from kdinspect.engine.checkpoint import load_model  # noqa: E402
-from kdinspect.export.api import export_checkpoint  # noqa: E402
-from kdinspect.export.check import load_val_subset  # noqa: E402
-from kdinspect.export.onnx import inference_module  # noqa: E402
+from benchmarks import deploy_measure as dm
+from benchmarks.common import REPO
+from benchmarks.common.measure import (
+    LATENCY_IMAGES,
+    TIMED_RUNS,
+    WARMUP_RUNS,
+    count_flops,
+    count_params,
+    image_inputs,
+    latency_method,
+)
+from benchmarks.common.results import method_lines, provenance, write_results
+from kdinspect.deploy.runtime import OrtModel
+from kdinspect.engine.checkpoint import load_model
+from kdinspect.export.api import export_checkpoint
+from kdinspect.export.check import load_val_subset
+from kdinspect.export.onnx import inference_module
 
 logger = logging.getLogger("bench.deploy_seg_peer")
 
@@ -68,8 +75,8 @@ def _ours(
     out = {
         "checkpoint": str(ckpt),
         "model": loaded.cfg.model.name,
-        "params": sum(p.numel() for p in loaded.model.parameters()),
-        "gflops": round(dm.model_gflops(inference_module(loaded.model, loaded.kind, True), size), 3),
+        "params": count_params(loaded.model),
+        "gflops": round(count_flops(inference_module(loaded.model, loaded.kind, True), size), 3),
         "export_check": check,
         "e2e_per_frame": e2e,
     }
@@ -78,15 +85,13 @@ def _ours(
 
 def _peer(size: tuple[int, int], video: Path, wd: Path, args: argparse.Namespace) -> dict[str, Any]:
     path = dm.export_yolo11n(1, size, wd / "yolo11n_seg", variant="-seg")
-    x1 = np.random.default_rng(0).random((1, 3, *size), np.float32)
+    x1 = image_inputs(dm.video_frames(video, LATENCY_IMAGES), size)  # the same real test images as ours
     out: dict[str, Any] = {"onnx": str(path), "init": "random (yolo11n-seg.yaml), 1 class", "nc": 1}
     out["size_mb"] = round(path.stat().st_size / 1e6, 3)
     try:
         from ultralytics import YOLO
 
-        out["gflops"] = round(
-            dm.model_gflops(YOLO(str(path.parent / "nc1" / "yolo11n-seg.yaml")).model.eval(), size), 3
-        )
+        out["gflops"] = round(count_flops(YOLO(str(path.parent / "nc1" / "yolo11n-seg.yaml")).model, size), 3)
     except Exception as err:  # the FLOP count is context, not the measurement
         logger.warning("YOLO11n-seg FLOP count failed: %r", err)
     for t in args.threads:
@@ -133,6 +138,7 @@ def _markdown(doc: dict[str, Any]) -> str:
             + "  ",
             f"Wall time {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB. Deterministic inputs; no sampling.",
             "",
+            *method_lines(doc),
             *[f"{d}  " for d in described],
             f"YOLO11n-seg: {peer['init']}, {peer.get('gflops', '?')} GFLOPs at this size, {peer['size_mb']} MB.",
             "",
@@ -154,7 +160,7 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.deploy_seg_peer", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--mcff",
         nargs="+",
@@ -162,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         help="our segmenter checkpoints (one run, one video, one peer measurement)",
     )
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--runs", type=int, default=30, help="timed runs of the peer's raw latency")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=TIMED_RUNS,
+        help=f"timed runs of the peer's raw latency (after {WARMUP_RUNS} warm-up)",
+    )
     p.add_argument("--metric-images", type=int, default=16, help="validation images for the export's F1 check")
     p.add_argument("--video-frames", type=int, default=40)
     p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "deploy_seg_peer"))
@@ -180,15 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     ours = [first] + [_ours(Path(c), wd, args, (video, size))[0] for c in args.mcff[1:]]
     peer = _peer(size, video, wd, args)
     doc = {
-        **dm.run_record(REPO),
+        **provenance("benchmarks.deploy_seg_peer", argv),
         "threads": args.threads,
+        "latency_method": latency_method(args.runs, args.threads),
         "cpu_peak": peak,
         "input_size": list(size),
         "video": {"path": str(video), "frames": args.video_frames},
         "ours": ours,
         "yolo11n_seg": peer,
     }
-    dm.write_results(REPO, args.name, doc, _markdown, t0)
+    write_results(args.name, doc, _markdown, t0)
     return 0
 
 

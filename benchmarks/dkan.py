@@ -1,14 +1,16 @@
 """DKAN vs TFA incremental few-shot benchmark on NEU-DET (one command).
 
-    python benchmarks/dkan.py                                   # CPU protocol of configs/dkan/neu_cpu.yaml
-    python benchmarks/dkan.py --workers 2 --launcher tools/cpu-slot
-    python benchmarks/dkan.py --report-only                     # re-aggregate finished jobs
+    python -m benchmarks.dkan                                   # CPU protocol of configs/dkan/neu_cpu.yaml
+    python -m benchmarks.dkan --workers 2 --launcher tools/cpu-slot
+    python -m benchmarks.dkan --report-only                     # re-aggregate finished jobs
 
 Every job (3 base trainings, then split x K x seed x method fine-tunings) runs as its own ``kdinspect fewshot --job``
 process; up to ``--workers`` run at once, each optionally behind a launcher command (``tools/cpu-slot``: one CPU
-slot per core). Finished jobs leave ``result.json`` in their run folder, so an interrupted benchmark resumes
-where it stopped. After every finished job the results are re-aggregated into ``benchmarks/results/<name>.json`` and
-``.md`` (rows, mean/std over seeds, DKAN - TFA differences, the paper's Table I, environment).
+slot per core), by the shared job runner (``benchmarks.common.jobs``); a split's fine-tunings wait for its base
+training, and are reported skipped when it fails. Finished jobs leave ``result.json`` in their run folder, so an
+interrupted benchmark resumes where it stopped. After every finished job the results are re-aggregated into
+``benchmarks/results/<name>.json`` and ``.md`` (rows, mean/std over seeds, DKAN - TFA differences, the paper's
+Table I, environment).
 """
 
 from __future__ import annotations
@@ -17,19 +19,17 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from kdinspect.fewshot import load_protocol, markdown_table, protocol_jobs, summarize  # noqa: E402
-from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir, job_running  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit, require_clean_tree  # noqa: E402
-from kdinspect.utils.io import write_json  # noqa: E402
+from benchmarks.common import REPO
+from benchmarks.common import jobs as runner
+from benchmarks.common.results import write_results
+from kdinspect.fewshot import load_protocol, markdown_table, protocol_jobs, summarize
+from kdinspect.fewshot.protocol import Job, ProtocolFile, collect_results, job_dir
+from kdinspect.utils.env import environment_info, require_clean_tree
 
 
 def _ordered(pf: ProtocolFile) -> list[Job]:
@@ -40,63 +40,30 @@ def _ordered(pf: ProtocolFile) -> list[Job]:
     return base + rest
 
 
-def _done(pf: ProtocolFile, job: Job) -> bool:
-    return (job_dir(pf, job) / "result.json").exists()
-
-
-def _ready(pf: ProtocolFile, job: Job) -> bool:
-    if job_running(pf, job):  # started by another benchmark process
-        return False
-    return job.method == "base" or _done(pf, Job("base", job.split))
-
-
-def _launch(job: Job, args: argparse.Namespace, log_dir: Path) -> subprocess.Popen:
-    cmd = [*shlex.split(args.launcher), sys.executable, "-m", "kdinspect", "fewshot", "-c", args.config]
-    for item in args.overrides:
-        cmd += ["--set", item]
-    cmd += ["--job", job.id]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    log = (log_dir / f"{job.id}.log").open("a")
-    print(f"[dkan-bench] start {job.id}: {' '.join(cmd)}", flush=True)
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+def runner_jobs(pf: ProtocolFile, args: argparse.Namespace) -> list[runner.Job]:
+    """Every protocol job as a ``kdinspect fewshot --job ID`` process of the shared runner (done = its
+    ``result.json``; a fine-tuning runs after its split's base training)."""
+    sets = [a for item in args.overrides for a in ("--set", item)]
+    out = []
+    for job in _ordered(pf):
+        cmd = runner.module_cmd("kdinspect", "fewshot", "-c", args.config, *sets, "--job", job.id)
+        after = () if job.method == "base" else (Job("base", job.split).id,)
+        out.append(runner.Job(job.id, cmd, job_dir(pf, job), job_dir(pf, job) / "result.json", after))
+    return out
 
 
 def run_all(pf: ProtocolFile, args: argparse.Namespace) -> list[str]:
-    """Run every unfinished job with up to ``args.workers`` processes; return the ids of failed jobs."""
-    log_dir = Path(pf.protocol.out_dir) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pending = [j for j in _ordered(pf) if not _done(pf, j)]
-    running: dict[str, tuple[Job, subprocess.Popen]] = {}
-    failed: list[str] = []
-    while pending or running:
-        for jid, (job, proc) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[jid]
-            if proc.returncode != 0 or not _done(pf, job):
-                failed.append(jid)
-                print(f"[dkan-bench] FAILED {jid} (rc {proc.returncode}); see {log_dir / (jid + '.log')}", flush=True)
-            else:
-                print(f"[dkan-bench] done {jid}", flush=True)
-                write_report(pf, args)
-        blocked = {Job.parse(f).split for f in failed if f.startswith("base-")}
-        pending = [j for j in pending if j.split not in blocked]
-        for job in list(pending):
-            if len(running) >= args.workers:
-                break
-            if _ready(pf, job):
-                pending.remove(job)
-                running[job.id] = (job, _launch(job, args, log_dir))
-        if running:
-            time.sleep(args.poll)
-        elif pending and not any(job_running(pf, j) or job_running(pf, Job("base", j.split)) for j in pending):
-            failed += [
-                j.id for j in pending
-            ]  # nothing runnable, nothing running here or elsewhere: a dependency failed
-            break
-        elif pending:
-            time.sleep(args.poll)
-    return failed
+    """Run every unfinished job with up to ``args.workers`` processes; return the ids of failed (or skipped) jobs."""
+    report = runner.run_jobs(
+        runner_jobs(pf, args),
+        log_dir=Path(pf.protocol.out_dir) / "logs",
+        workers=args.workers,
+        launcher=args.launcher,
+        poll=args.poll,
+        on_finish=lambda _job: write_report(pf, args),
+        tag="dkan-bench",
+    )
+    return list(report.failed)
 
 
 def _dkan_vs_tfa(aggregates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,7 +182,7 @@ def write_report(pf: ProtocolFile, args: argparse.Namespace) -> dict[str, Any]:
     ft = [r for r in rows if r.get("method") != "base"]
     doc |= {
         "command": args.command_line,
-        "git_commit": git_commit(REPO),
+        "git_commit": None,  # filled in by write_results
         "environment": environment_info(),
         "job_environments": _job_environments(pf, rows),
         "workers": args.workers,
@@ -233,15 +200,14 @@ def write_report(pf: ProtocolFile, args: argparse.Namespace) -> dict[str, Any]:
         "dkan_minus_tfa": _dkan_vs_tfa(doc["aggregates"]),
         "n_finetune_rows": len(ft),
     }
-    out = REPO / "benchmarks" / "results" / args.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out.with_suffix(".json"), doc)
-    out.with_suffix(".md").write_text(_markdown(doc))
+    write_results(args.name, doc, _markdown)
     return doc
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.dkan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default="configs/dkan/neu_cpu.yaml", help="protocol YAML (relative to the repo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override (repeatable)")
     p.add_argument("--workers", type=int, default=2, help="jobs in parallel")
@@ -257,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     require_clean_tree(REPO)  # results are written from a committed tree only
     args.t0 = time.perf_counter()
-    args.command_line = "python benchmarks/dkan.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.command_line = "python -m benchmarks.dkan " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     os.chdir(REPO)
     pf = load_protocol(args.config, args.overrides)
     prev = REPO / "benchmarks" / "results" / f"{args.name}.json"

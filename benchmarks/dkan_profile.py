@@ -1,6 +1,6 @@
 """Where a DKAN detector's CPU time goes, and what fewer test-time proposals buy (one command).
 
-    python benchmarks/dkan_profile.py --checkpoint RUN/last.safetensors --proposals 300 100 50
+    python -m benchmarks.dkan_profile --checkpoint RUN/last.safetensors --proposals 300 100 50
 
 For each test-time proposal count (the second value of ``model.params.rpn_post_nms_top_n``, changed with the same
 ``--set`` override that ``kdinspect eval/export`` take): eager PyTorch time per stage (backbone, FPN, RPN, RoI heads)
@@ -20,22 +20,20 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
+from torchvision.models.detection.image_list import ImageList
 
-import deploy_measure as dm  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torchvision.models.detection.image_list import ImageList  # noqa: E402
-
-from kdinspect.api import build_loader  # noqa: E402
-from kdinspect.data import build_dataset  # noqa: E402
-from kdinspect.engine.checkpoint import load_model  # noqa: E402
-from kdinspect.export.check import load_val_subset  # noqa: E402
-from kdinspect.export.onnx import export_onnx  # noqa: E402
-from kdinspect.fewshot.finetune import evaluate_incremental  # noqa: E402
-from kdinspect.tasks.detection import DetectionTask  # noqa: E402
+from benchmarks import deploy_measure as dm
+from benchmarks.common import REPO
+from benchmarks.common.measure import TIMED_RUNS, WARMUP_RUNS, image_inputs, latency_method, ort_latency, time_calls
+from benchmarks.common.results import method_lines, provenance, write_results
+from kdinspect.api import build_loader
+from kdinspect.data import build_dataset
+from kdinspect.engine.checkpoint import load_model
+from kdinspect.export.check import load_val_subset
+from kdinspect.export.onnx import export_onnx
+from kdinspect.fewshot.finetune import evaluate_incremental
+from kdinspect.tasks.detection import DetectionTask
 
 logger = logging.getLogger("dkan_profile")
 STAGES = ("backbone", "fpn", "rpn", "roi_heads", "forward")
@@ -43,7 +41,8 @@ VERSIONS = ("torch", "torchvision", "onnxruntime", "ultralytics")
 
 
 def _stage_times(model: Any, images: list[torch.Tensor], runs: int) -> dict[str, float]:
-    """Median eager ms per stage over ``runs`` passes through ``images`` (batch 1 each), one stage at a time."""
+    """Median eager ms per stage over ``runs`` passes through ``images`` (batch 1 each), one stage at a time, with
+    the shared timer (``WARMUP_RUNS`` untimed passes first)."""
     size = [tuple(images[0].shape[-2:])]
     with torch.inference_mode():
         cache = []
@@ -59,19 +58,7 @@ def _stage_times(model: Any, images: list[torch.Tensor], runs: int) -> dict[str,
             "roi_heads": lambda c: model.roi_heads(c[2], c[3], size),
             "forward": lambda c: model(c[0]),
         }
-        out = {}
-        for stage in STAGES:
-            fn = calls[stage]
-            for c in cache[:3]:
-                fn(c)  # warm-up
-            times = []
-            for r in range(runs):
-                c = cache[r % len(cache)]
-                t0 = time.perf_counter()
-                fn(c)
-                times.append(time.perf_counter() - t0)
-            out[stage] = dm.stats_ms(times)["median_ms"]
-    return out
+        return {stage: time_calls(calls[stage], cache, WARMUP_RUNS, runs)["median_ms"] for stage in STAGES}
 
 
 def _profile(
@@ -87,9 +74,9 @@ def _profile(
         torch.set_num_threads(t)
         row[f"eager_ms_{t}t"] = _stage_times(model, images, args.runs)
     onnx_path = export_onnx(model, wd / f"dkan_p{proposals}.onnx", size, "detection", base.classes, base.cfg.model.name)
-    x1 = images[0].numpy().astype(np.float32)
+    x1 = [x.numpy() for x in images]
     for t in args.threads:
-        row[f"ort_fp32_ms_{t}t"] = dm.latency("onnx_fp32", onnx_path, t, x1, None, args.runs)["batch1"]["median_ms"]
+        row[f"ort_fp32_ms_{t}t"] = ort_latency(onnx_path, x1, t, args.runs)["median_ms"]
     torch.set_num_threads(max(args.threads))
     t0 = time.perf_counter()
     m = evaluate_incremental(DetectionTask(model, base.classes), loader, args.num_base)
@@ -113,10 +100,11 @@ def _markdown(doc: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc["environment"]["packages"].items() if k in VERSIONS) + "  ",
         f"Checkpoint: `{doc['checkpoint']}` ({doc['classes']} classes, the first {doc['num_base']} base); input "
         f"{'x'.join(map(str, doc['input_size']))}; eager stages: median over {doc['runs']} passes through "
-        f"{doc['images']} test images at batch 1; ONNX Runtime: the exported graph on the first of them, median over "
+        f"{doc['images']} test images at batch 1; ONNX Runtime: the exported graph on the same images, median over "
         f"{doc['runs']} runs; AP: VOC07 AP50 on all {doc['rows'][0]['test_images']} test images  ",
         f"Wall time: {doc['wall_s']} s; peak RSS {doc['peak_rss_mb']} MB",
         "",
+        *method_lines(doc),
         head + " |",
         "|" + "---|" * (4 + len(STAGES) * len(threads) + len(threads)),
     ]
@@ -136,12 +124,17 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dkan_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a DKAN (or any faster_rcnn_fpn) checkpoint")
     p.add_argument("--num-base", type=int, default=3, help="base classes (the first N of the checkpoint's classes)")
     p.add_argument("--proposals", type=int, nargs="+", default=[300, 100, 50], help="test-time proposal counts")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--runs", type=int, default=20, help="timed passes per stage")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=TIMED_RUNS,
+        help=f"timed passes per stage and ORT graph (after {WARMUP_RUNS} warm-up)",
+    )
     p.add_argument("--images", type=int, default=8, help="test images the timings cycle through")
     p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "dkan_profile"))
     p.add_argument("--name", default="dkan_profile", help="results file stem under benchmarks/results/")
@@ -157,31 +150,29 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model(ckpt)
     size = (loaded.cfg.data.imgsz, loaded.cfg.data.imgsz)
     samples = load_val_subset(loaded, args.images)
-    images = [torch.nn.functional.interpolate(s.image[None], size=size, mode="bilinear") for s in samples]
+    images = [torch.from_numpy(x) for x in image_inputs([s.meta.path for s in samples], size)]
     cfg = loaded.cfg
     ds = build_dataset(cfg.data, "val", "detection", train=False, seed=cfg.train.seed)
     loader = build_loader(ds, cfg.train.batch_size, False, cfg.train.seed, 0)
     rows = [_profile(loaded, images, loader, k, args, wd) for k in args.proposals]
     yolo_path = dm.export_yolo11n(len(loaded.classes), size[0], wd)
-    x1 = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
-    yolo = {
-        f"ort_fp32_ms_{t}t": dm.latency("onnx_fp32", yolo_path, t, x1, None, args.runs)["batch1"]["median_ms"]
-        for t in args.threads
-    }
+    x1 = [x.numpy() for x in images]  # the same real test images as ours
+    yolo = {f"ort_fp32_ms_{t}t": ort_latency(yolo_path, x1, t, args.runs)["median_ms"] for t in args.threads}
     doc = {
-        **dm.run_record(REPO),
+        **provenance("benchmarks.dkan_profile", argv),
         "threads": args.threads,
+        "latency_method": latency_method(args.runs, args.threads, args.images),
         "checkpoint": str(ckpt),
         "classes": len(loaded.classes),
         "num_base": args.num_base,
         "input_size": list(size),
         "runs": args.runs,
         "images": args.images,
-        "seeds": "none drawn (inference only; YOLO11n input from numpy seed 0)",
+        "seeds": "none drawn (inference only)",
         "rows": rows,
         "yolo11n": yolo,
     }
-    dm.write_results(REPO, args.name, doc, _markdown, t0)
+    write_results(args.name, doc, _markdown, t0)
     return 0
 
 

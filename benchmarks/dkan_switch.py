@@ -1,10 +1,10 @@
 """Paired comparison of two DKAN benchmark results that differ in one switch (one command).
 
-    python benchmarks/dkan_switch.py --default dkan_neu-det --switched dkan_neu-det_lka_aligned \\
+    python -m benchmarks.dkan_switch --default dkan_neu-det --switched dkan_neu-det_lka_aligned \\
         --switch "distill.params.lka_mode: unaligned -> aligned" --name dkan_lka_switch
 
-Reads ``benchmarks/results/<default>.json`` and ``<switched>.json`` (written by ``benchmarks/dkan.py``), pairs their
-DKAN rows by (split, K, seed), which share the base model and the K-shot set, and writes
+Reads ``benchmarks/results/<default>.json`` and ``<switched>.json`` (written by ``python -m benchmarks.dkan``), pairs
+their DKAN rows by (split, K, seed), which share the base model and the K-shot set, and writes
 ``benchmarks/results/<name>.json`` and ``.md``: every pair, and the mean and median of switched - default for AP_B,
 AP_N and AP_All. Rows carried over from an earlier run (``restored_from``) are left out, since they were fine-tuned
 from another base model.
@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from kdinspect.utils.env import git_commit, require_clean_tree  # noqa: E402
-from kdinspect.utils.io import write_json  # noqa: E402
+from benchmarks.common import REPO
+from benchmarks.common.results import provenance, results_dir, write_results
+from kdinspect.utils.env import require_clean_tree
 
 METRICS = ("ap_base", "ap_novel", "ap_all")
 
@@ -106,7 +102,7 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dkan_switch", description=__doc__.split("\n\n")[0])
     p.add_argument("--default", required=True, help="results stem of the run with the default setting")
     p.add_argument("--switched", required=True, help="results stem of the run with the switch flipped")
     p.add_argument("--switch", required=True, help="what was flipped, for the report")
@@ -114,29 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True, help="output stem under benchmarks/results/")
     args = p.parse_args(argv)
     require_clean_tree(REPO)  # results are written from a committed tree only
-    res = REPO / "benchmarks" / "results"
+    res = results_dir(REPO)
     docs = {}
     for stem in (args.default, args.switched):
         path = res / f"{stem}.json"
         if not path.is_file():
-            p.error(f"{path} not found; run benchmarks/dkan.py for it first")
+            p.error(f"{path} not found; run python -m benchmarks.dkan for it first")
         docs[stem] = json.loads(path.read_text())
     try:
         doc = compare(docs[args.default], docs[args.switched], args.method)
     except ValueError as err:
         p.error(str(err))
     doc = {
-        "command": "python benchmarks/dkan_switch.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-        "git_commit": git_commit(REPO),
+        **provenance("benchmarks.dkan_switch", argv),
         "switch": args.switch,
         "default": args.default,
         "switched": args.switched,
         **doc,
     }
-    out, md = res / args.name, _markdown(doc)
-    write_json(out.with_suffix(".json"), doc)
-    out.with_suffix(".md").write_text(md)
-    print(md)
+    write_results(args.name, doc, _markdown)
+    print(_markdown(doc))
     return 0
 
 

@@ -1,20 +1,21 @@
 """HSD benchmark (one command per dataset): teacher, student, HSD-distilled student, Ultralytics YOLO11n with and
 without its built-in distillation, all at the same epochs, image size and thread count.
 
-    python benchmarks/hsd.py --dataset neu-det            # every row, 2 seeds for the students, then latency
-    python benchmarks/hsd.py --dataset deeppcb            # rows 1-3
-    python benchmarks/hsd.py --dataset neu-det --report   # re-aggregate finished jobs only
-    python benchmarks/hsd.py --dataset neu-det --epochs 8 --variant lite --switches
+    python -m benchmarks.hsd --dataset neu-det            # every row, 2 seeds for the students, then latency
+    python -m benchmarks.hsd --dataset deeppcb            # rows 1-3
+    python -m benchmarks.hsd --dataset neu-det --report   # re-aggregate finished jobs only
+    python -m benchmarks.hsd --dataset neu-det --epochs 8 --variant lite --switches
                         # the lite student (configs/hsd/*_lite.yaml) + the ca_mode / cls_loss switch rows
 
-Every training job runs as ``python benchmarks/hsd.py --job ID`` behind ``--launcher`` (default
+Every training job runs as ``python -m benchmarks.hsd --job ID`` behind ``--launcher`` (default
 ``tools/cpu-slot`` where flock exists: one of the machine-wide CPU slots, 1 torch thread); up to ``--workers`` at
-once. A job trains, evaluates the final weights on the test split with kdinspect's COCO evaluator (faster-coco-eval),
-exports ONNX graphs (in-graph NMS and decode-only), counts parameters and FLOPs and writes ``row.json`` in its folder
-under ``benchmarks/work/hsd/<name>/`` (git-ignored; name = the dataset, plus ``-lite`` for ``--variant lite``), so an
-interrupted benchmark resumes where it stopped. When all jobs are done, ONNX Runtime latency is measured under
-``--latency-launcher`` (``tools/cpu-whole``: nothing heavy beside it). The report ``benchmarks/results/hsd_<name>.json``
-/ ``.md`` is rewritten after every finished job.
+once (the shared job runner, ``benchmarks.common.jobs``). A job trains, evaluates the final weights on the test split
+with kdinspect's COCO evaluator (faster-coco-eval), exports ONNX graphs (in-graph NMS and decode-only), counts
+parameters and FLOPs and writes ``row.json`` in its folder under ``benchmarks/work/hsd/<name>/`` (git-ignored; name =
+the dataset, plus ``-lite`` for ``--variant lite``), so an interrupted benchmark resumes where it stopped. When all
+jobs are done, ONNX Runtime latency is measured under ``--latency-launcher`` (``tools/cpu-whole``: nothing heavy
+beside it) with the shared timer (``benchmarks.common.measure``: real test images, fixed warm-up and run counts). The
+report ``benchmarks/results/hsd_<name>.json`` / ``.md`` is rewritten after every finished job.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import os
 import resource
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -32,18 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _tool(name: str) -> str:
-    """``tools/cpu-slot`` / ``tools/cpu-whole`` (CPU-slot lock wrappers) where flock exists, else no launcher."""
-    return str(REPO / "tools" / name) if shutil.which("flock") else ""
-
-
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from hsd_report import SWITCH_ROWS, write_report  # noqa: E402
+from benchmarks.common import REPO
+from benchmarks.common.jobs import Job as RunnerJob
+from benchmarks.common.jobs import default_launcher, module_cmd, run_jobs
+from benchmarks.hsd_report import SWITCH_ROWS, write_report
 
 SHARED = Path(os.environ.get("KDINSPECT_SHARED_DATA", REPO.parent / "shared" / "datasets"))
 DATASETS: dict[str, dict[str, Any]] = {
@@ -121,8 +113,7 @@ def _our_config(args: argparse.Namespace, job: Job) -> Any:
 
 def run_our_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     """Train with ``kdinspect.api.train``; evaluate, export and measure the final (= last) weights."""
-    from hsd_measure import count_flops, count_params
-
+    from benchmarks.common.measure import count_flops, count_params
     from kdinspect.api import train
     from kdinspect.engine.checkpoint import load_model
     from kdinspect.export.onnx import export_onnx
@@ -163,13 +154,12 @@ def run_our_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
 
 def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     """Convert the data (once), train Ultralytics offline, evaluate its predictions with our COCO evaluator."""
-    import hsd_yolo
+    from benchmarks import hsd_yolo
 
     wd = work_dir(args)
     out = wd / job.id
     hsd_yolo.offline_env(wd / "yolo_config")
-    from hsd_measure import count_flops, count_params
-
+    from benchmarks.common.measure import count_flops, count_params
     from kdinspect.config import DataConfig
     from kdinspect.data import read_split
     from kdinspect.evaluation.detection import GroundTruth, evaluate_detections
@@ -208,7 +198,7 @@ def run_yolo_job(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     }
     from ultralytics import YOLO
 
-    net = YOLO(str(weights)).model.float().eval()
+    net = YOLO(str(weights)).model.float()
     return {
         "model": {"yolo11n": "YOLO11n (scratch)", "yolo11s": "YOLO11s (scratch; teacher of the distilled YOLO11n)",
                   "yolo11n_distill": "YOLO11n + Ultralytics distill_model=YOLO11s"}[job.row],
@@ -309,7 +299,7 @@ def _local_onnx(args: argparse.Namespace, row: dict[str, Any], kind: str) -> Pat
         return path
     nms = kind == "nms"
     if row["system"] == "ultralytics":
-        import hsd_yolo
+        from benchmarks import hsd_yolo
 
         hsd_yolo.offline_env(wd / "yolo_config")
         return hsd_yolo.export_onnx(job_dir / "weights" / "last.pt", args.imgsz, nms, path)
@@ -323,10 +313,27 @@ def _local_onnx(args: argparse.Namespace, row: dict[str, Any], kind: str) -> Pat
 
 
 # --------------------------------------------------------------------------- latency (behind cpu-whole)
-def run_latency(args: argparse.Namespace) -> None:
-    """Time every finished row's ONNX graphs with 1 and 2 ORT threads on real test images."""
-    from hsd_measure import ort_latency, test_inputs
+def test_images(data_cfg: Any, n: int) -> list[Path]:
+    """Up to ``n`` test images spread over the split (every len/n-th one)."""
+    from kdinspect.data import read_split
 
+    records = read_split(data_cfg, "val").records
+    if not records:
+        raise ValueError(f"{data_cfg.root}: no test images for the latency inputs")
+    step = max(len(records) // n, 1)
+    return [Path(r.image) for r in records[::step][:n]]
+
+
+def run_latency(args: argparse.Namespace) -> None:
+    """Time every finished row's ONNX graphs with 1 and 2 ORT threads on real test images (the shared timer)."""
+    from benchmarks.common.measure import (
+        LATENCY_IMAGES,
+        TIMED_RUNS,
+        WARMUP_RUNS,
+        image_inputs,
+        latency_method,
+        ort_latency,
+    )
     from kdinspect.config import DataConfig
     from kdinspect.utils.env import cpu_model
     from kdinspect.utils.io import write_json
@@ -334,8 +341,16 @@ def run_latency(args: argparse.Namespace) -> None:
     wd = work_dir(args)
     fmt = "voc" if args.dataset == "neu-det" else "deeppcb"
     data_cfg = DataConfig(format=fmt, root=str(SHARED / DATASETS[args.dataset]["folder"]), val="test", imgsz=args.imgsz)
-    inputs = test_inputs(data_cfg, 50)
-    out: dict[str, Any] = {"cpu": cpu_model(), "inputs": len(inputs), "warmup": 20, "runs": 100, "rows": {}}
+    data_cfg.limit = args.smoke
+    inputs = image_inputs(test_images(data_cfg, LATENCY_IMAGES), (args.imgsz, args.imgsz))
+    out: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "inputs": len(inputs),
+        "warmup": WARMUP_RUNS,
+        "runs": TIMED_RUNS,
+        "method": latency_method(TIMED_RUNS) + " Measured under tools/cpu-whole.",
+        "rows": {},
+    }
     for row_file in sorted(wd.glob("*/row.json")):
         row = json.loads(row_file.read_text())
         weights = row_file.parent / ("weights/last.pt" if row["system"] == "ultralytics" else "last.safetensors")
@@ -350,52 +365,52 @@ def run_latency(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- orchestration
-def _launch(cmd: list[str], launcher: str, log: Path) -> subprocess.Popen:
-    full = [*shlex.split(launcher), *cmd]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"[hsd-bench] start: {' '.join(full)}", flush=True)
-    return subprocess.Popen(full, cwd=REPO, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
-
-
 def _job_cmd(args: argparse.Namespace, extra: list[str]) -> list[str]:
     seeds = [str(s) for s in args.seeds]
-    return [sys.executable, str(Path(__file__).resolve()), "--dataset", args.dataset, "--epochs", str(args.epochs),
-            "--imgsz", str(args.imgsz), "--threads", str(args.threads), "--smoke", str(args.smoke), "--seeds", *seeds,
-            "--device", args.device, "--data-workers", str(args.data_workers), "--variant", args.variant,
-            *extra]  # fmt: skip
+    return module_cmd("benchmarks.hsd", "--dataset", args.dataset, "--epochs", str(args.epochs),
+                      "--imgsz", str(args.imgsz), "--threads", str(args.threads), "--smoke", str(args.smoke),
+                      "--seeds", *seeds, "--device", args.device, "--data-workers", str(args.data_workers),
+                      "--variant", args.variant, *extra)  # fmt: skip
+
+
+def runner_jobs(args: argparse.Namespace) -> list[RunnerJob]:
+    """The training jobs as jobs of the shared runner (done = the job's ``row.json``; a killed job resumes from its
+    ``last.safetensors`` by itself, see ``_our_config``)."""
+    wd = work_dir(args)
+    return [
+        RunnerJob(j.id, _job_cmd(args, ["--job", j.id]), wd / j.id, wd / j.id / "row.json", j.deps)
+        for j in jobs_for(args.dataset, tuple(args.seeds), args.scratch, args.switches)
+    ]
 
 
 def run_all(args: argparse.Namespace) -> list[str]:
     """Run unfinished jobs (dependencies first, ``--workers`` at once); return the failed job ids."""
-    logs = work_dir(args) / "logs"
-    jobs = jobs_for(args.dataset, tuple(args.seeds), args.scratch, args.switches)
-    pending = [j for j in jobs if not _done(args, j)]
-    running: dict[str, tuple[Job, subprocess.Popen]] = {}
-    failed: list[str] = []
-    while pending or running:
-        for jid, (job, proc) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[jid]
-            ok = proc.returncode == 0 and _done(args, job)
-            print(f"[hsd-bench] {'done' if ok else 'FAILED'} {jid} (rc {proc.returncode})", flush=True)
-            if not ok:
-                failed.append(jid)
-            write_report(args, work_dir(args))
-        pending = [j for j in pending if not set(j.deps) & set(failed)]
-        for job in [j for j in pending if all((work_dir(args) / d / "row.json").exists() for d in j.deps)]:
-            if len(running) >= args.workers:
-                break
-            pending.remove(job)
-            running[job.id] = (job, _launch(_job_cmd(args, ["--job", job.id]), args.launcher, logs / f"{job.id}.log"))
-        if running or pending:
-            time.sleep(args.poll)
-    return failed
+    report = run_jobs(
+        runner_jobs(args),
+        log_dir=work_dir(args) / "logs",
+        workers=args.workers,
+        launcher=args.launcher,
+        poll=args.poll,
+        on_finish=lambda _job: write_report(args, work_dir(args)),
+        tag="hsd-bench",
+    )
+    return list(report.failed)
+
+
+def _measure_latency(args: argparse.Namespace) -> int:
+    """``--latency`` in its own process behind ``--latency-launcher``; returns its exit code."""
+    log = work_dir(args) / "logs" / "latency.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [*shlex.split(args.latency_launcher), *_job_cmd(args, ["--latency"])]
+    print(f"[hsd-bench] start: {shlex.join(cmd)}", flush=True)
+    with log.open("a") as fh:
+        return subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT).returncode
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.hsd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", choices=sorted(DATASETS), default="neu-det")
     p.add_argument("--epochs", type=int, default=0, help="0 = the dataset's default recipe")
     p.add_argument("--imgsz", type=int, default=0, help="0 = the dataset's default recipe")
@@ -417,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "student); lite writes hsd_<dataset>-lite.json",
     )
     p.add_argument("--workers", type=int, default=2, help="training jobs at once")
-    default_slot, default_whole = _tool("cpu-slot"), _tool("cpu-whole")
+    default_slot, default_whole = default_launcher("cpu-slot"), default_launcher("cpu-whole")
     p.add_argument("--launcher", default=default_slot, help="command prefix of every training job")
     p.add_argument("--latency-launcher", default=default_whole, help="command prefix of the latency measurement")
     p.add_argument("--poll", type=float, default=20.0)
@@ -434,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.imgsz = args.imgsz or spec["imgsz"]
     args.seeds = tuple(args.seeds or spec["seeds"])
     args.name = args.dataset if args.variant == "paper" else f"{args.dataset}-{args.variant}"
-    args.argv = ["python", "benchmarks/hsd.py", *(argv if argv is not None else sys.argv[1:])]
+    args.argv = ["python", "-m", "benchmarks.hsd", *(argv if argv is not None else sys.argv[1:])]
     return args
 
 
@@ -466,12 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_latency:
         write_report(args, work_dir(args), wall_s=time.perf_counter() - t0)
         return 1 if failed else 0
-    lat = _launch(_job_cmd(args, ["--latency"]), args.latency_launcher, work_dir(args) / "logs" / "latency.log")
-    lat.wait()
+    lat_rc = _measure_latency(args)
     write_report(args, work_dir(args), wall_s=time.perf_counter() - t0)
     if failed:
         print(f"[hsd-bench] failed jobs: {failed}; logs in {work_dir(args) / 'logs'}", flush=True)
-    return 1 if failed or lat.returncode else 0
+    return 1 if failed or lat_rc else 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
-"""Aggregate the HSD benchmark's finished rows into ``benchmarks/results/hsd_<dataset>.json`` and ``.md``."""
+"""Aggregate the HSD benchmark's finished rows (``python -m benchmarks.hsd``) into
+``benchmarks/results/hsd_<dataset>.json`` and ``.md``."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from benchmarks.common import REPO
+from benchmarks.common.measure import latency_method
+from benchmarks.common.results import results_dir, write_results
 
-# --switches (benchmarks/hsd.py): the student without distillation with one switch flipped from its config (the
+# --switches (python -m benchmarks.hsd): the student without distillation with one switch flipped from its config (the
 # released defaults), every seed, to choose the defaults by measurement; row name -> config overrides
 SWITCH_ROWS = {
     "student_ca_laterals": ["model.params.ca_mode=apply_on_laterals"],
@@ -48,14 +49,27 @@ RECIPE = (
     "at its validation settings (conf 0.001, NMS IoU 0.7, <= 300 boxes). All mAPs come from the same evaluator "
     "(kdinspect's faster-coco-eval COCO bbox evaluation) on the same test images, final (= last-epoch) weights."
 )
-LATENCY_NOTE = (
-    "Latency: ONNX Runtime CPUExecutionProvider, batch 1, median of 100 runs after 20 warm-up runs, inputs cycling "
-    "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under tools/cpu-whole. "
+GRAPHS_NOTE = (
     "`latency_ms_*` time the whole exported graph with in-graph NMS (ours: decode + top-1000 per level where a "
     "level has more anchors + batched NMS at score 0.05; Ultralytics export nms=True at its default conf 0.25); "
     "`raw` columns time the graph that ends at decoded boxes + class scores (no NMS) on both sides. Image decoding "
     "and resizing are not timed."
 )
+# the timer of the results written before benchmarks.common.measure (latency.json without a "method")
+OLD_TIMER = (
+    "Latency: ONNX Runtime CPUExecutionProvider, batch 1, median of 100 runs after 20 warm-up runs, inputs cycling "
+    "through 50 real test images, intra-op threads 1 or 2 (inter-op 1), measured under tools/cpu-whole."
+)
+LATENCY_NOTE = f"{latency_method()} Measured under tools/cpu-whole. {GRAPHS_NOTE}"
+OLD_TIMER_NOTE = "Latency timer of this file (before benchmarks.common.measure)"  # the line in the committed files
+
+
+def latency_note(wd: Path) -> str:
+    """How the latencies in ``wd/latency.json`` were timed: its recorded method, else the timer before
+    ``benchmarks.common.measure`` (20 warm-up, 100 timed runs)."""
+    path = wd / "latency.json"
+    method = json.loads(path.read_text()).get("method") if path.exists() else None
+    return f"{method or OLD_TIMER} {GRAPHS_NOTE}" if path.exists() else LATENCY_NOTE
 
 
 def _load_rows(wd: Path) -> list[dict[str, Any]]:
@@ -159,28 +173,40 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             f"- {k}: {v:+.4f}" if "minus" in k else f"- {k}: {v:.3f}" for k, v in doc["summary"]["comparisons"].items()
         ]
-    lines += ["", LATENCY_NOTE, ""]
+    lines += ["", doc.get("latency_method") or LATENCY_NOTE, ""]
     if doc.get("notes"):
         lines += ["Notes:", "", *[f"- {n}" for n in doc["notes"]], ""]
     return "\n".join(lines)
 
 
+def _kept_notes(notes: list[str], wd: Path) -> list[str]:
+    """The earlier report's notes, less the ones that only held for it: the old timer's line once ``latency.json``
+    comes from the shared timer, and the old command form (this report records ``python -m benchmarks.hsd``)."""
+    path = wd / "latency.json"
+    new_timer = path.exists() and bool(json.loads(path.read_text()).get("method"))
+    return [
+        n
+        for n in notes
+        if "is now `python -m benchmarks.hsd`" not in n and not (new_timer and n.startswith(OLD_TIMER_NOTE))
+    ]
+
+
 def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Write ``benchmarks/results/hsd_<name>.json`` and ``.md`` from the finished rows under ``wd`` (name = the
-    dataset, plus ``-lite`` for the lite student variant)."""
-    from kdinspect.utils.env import environment_info, git_commit
-    from kdinspect.utils.io import write_json
+    dataset, plus ``-lite`` for the lite student variant); a smoke run writes them into ``wd``."""
+    from kdinspect.utils.env import environment_info
 
-    results = wd if getattr(args, "smoke", 0) else REPO / "benchmarks" / "results"  # dry runs stay in the work dir
-    out = results / f"hsd_{getattr(args, 'name', args.dataset)}.json"
-    old = json.loads(out.read_text()) if out.exists() else {}
+    out_dir = wd if getattr(args, "smoke", 0) else results_dir(REPO)  # dry runs stay in the work dir
+    name = f"hsd_{getattr(args, 'name', args.dataset)}"
+    old_path = out_dir / f"{name}.json"
+    old = json.loads(old_path.read_text()) if old_path.exists() else {}
     rows = _load_rows(wd)
     doc = {
         "benchmark": "hsd",
         "dataset": args.dataset,
         "variant": getattr(args, "variant", "paper"),
-        "command": shlex.join(getattr(args, "argv", ["python", "benchmarks/hsd.py", "--dataset", args.dataset])),
-        "git_commit": git_commit(REPO),
+        "command": shlex.join(getattr(args, "argv", ["python", "-m", "benchmarks.hsd", "--dataset", args.dataset])),
+        "git_commit": None,  # filled in by write_results
         "environment": environment_info(),
         "threads": args.threads,
         "epochs": args.epochs,
@@ -188,11 +214,10 @@ def write_report(args: Any, wd: Path, wall_s: float | None = None, notes: list[s
         "seeds": list(args.seeds),
         "wall_s": wall_s if wall_s is not None else old.get("wall_s"),
         "recipe": RECIPE,
-        "latency_method": LATENCY_NOTE,
-        "notes": notes if notes is not None else old.get("notes", []),
+        "latency_method": latency_note(wd),
+        "notes": notes if notes is not None else _kept_notes(old.get("notes", []), wd),
         "rows": rows,
         "summary": summarize(rows),
     }
-    write_json(out, doc)
-    out.with_suffix(".md").write_text(markdown(doc))
+    write_results(name, doc, markdown, out_dir=out_dir)
     return doc

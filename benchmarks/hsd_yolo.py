@@ -4,10 +4,10 @@ Runs Ultralytics fully offline from its model YAMLs (peers.md section B): ``YOLO
 ``YOLO_AUTOINSTALL=False``, a private ``YOLO_CONFIG_DIR``, no ``.pt`` names (nothing is downloaded), and
 ``torch`` intra-op threads pinned to the same count as our rows (Ultralytics' own CPU default is ``cpu_count - 1``).
 
-    python benchmarks/hsd_yolo.py train --data D.yaml --model yolo11n.yaml --epochs 12 --imgsz 224 --seed 0 \
+    python -m benchmarks.hsd_yolo train --data D.yaml --model yolo11n.yaml --epochs 12 --imgsz 224 --seed 0 \
         --out benchmarks/work/hsd/neu-det/yolo11n_s0 [--distill teacher.pt] [--threads 1]
 
-Predictions for the COCO evaluation and the ONNX export are library functions used by ``benchmarks/hsd.py``.
+Predictions for the COCO evaluation and the ONNX export are library functions used by ``python -m benchmarks.hsd``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 YOLO_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "YOLO_VERBOSE": "False"}
 
@@ -203,7 +199,9 @@ def export_onnx(weights: Path, imgsz: int, nms: bool, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.hsd_yolo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", required=True)

@@ -1,10 +1,10 @@
 """MCFF-L Net benchmark on DeepCrack or CrackForest (one command per dataset).
 
-    python benchmarks/mcff.py --dataset deepcrack      # ~5 h on 2 CPU cores (two 1-thread jobs at a time)
-    python benchmarks/mcff.py --dataset crackforest    # ~2 h
-    python benchmarks/mcff.py --dataset deepcrack --report-only
-    python benchmarks/mcff.py --dataset deepcrack --recipe gpu --device cuda --launcher "" --workers 8 --skip-measure
-    python benchmarks/mcff.py --dataset deepcrack --pack OUT/mcff_deepcrack.tar   # then: --unpack, --measure-only
+    python -m benchmarks.mcff --dataset deepcrack      # ~5 h on 2 CPU cores (two 1-thread jobs at a time)
+    python -m benchmarks.mcff --dataset crackforest    # ~2 h
+    python -m benchmarks.mcff --dataset deepcrack --report-only
+    python -m benchmarks.mcff --dataset deepcrack --recipe gpu --device cuda --launcher "" --workers 8 --skip-measure
+    python -m benchmarks.mcff --dataset deepcrack --pack OUT/mcff_deepcrack.tar   # then: --unpack, --measure-only
 
 Rows: the teacher, the student without distillation (released and 3x3 ground-truth dilation), the student distilled
 offline with each temperature strategy (standard, hyperthermal, non-isothermal), kdinspect's lite student (the
@@ -12,35 +12,34 @@ student's paths at 1/4 resolution, not in the paper) and a peer U-Net of similar
 MobileNetV3-small encoder, random init), all trained with the recipe of
 ``configs/mcff/<dataset>_*.yaml`` (same crops, epochs, optimizer, seed and 1 thread per job). Step 2 (soft labels at
 T1 = 10 from the teacher) runs as two shards. Every job is a ``python -m kdinspect ...`` process behind ``--launcher``
-(``tools/cpu-slot``: one CPU slot per core); finished jobs are skipped on a re-run, so an interrupted benchmark
-resumes. ``--rows`` runs (and reports) a subset under its own ``--name``. Test metrics come from each run's final
-full-resolution evaluation (``results.json``). Then, under ``--whole`` (``tools/cpu-whole``),
-``benchmarks/mcff_measure.py`` measures parameters, GFLOPs and ONNX Runtime latency at 448x448 and draws overlays.
-Results: ``benchmarks/results/mcff_<dataset>.json`` (or ``<name>.json``) and ``.md``.
+(``tools/cpu-slot``: one CPU slot per core; the shared job runner, ``benchmarks.common.jobs``); finished jobs are
+skipped on a re-run and a killed training restarts with ``--resume``, so an interrupted benchmark resumes. ``--rows``
+runs (and reports) a subset under its own ``--name``. Test metrics come from each run's final full-resolution
+evaluation (``results.json``). Then, under ``--whole`` (``tools/cpu-whole``), ``python -m benchmarks.mcff_measure``
+measures parameters, GFLOPs and ONNX Runtime latency at 448x448 (the shared timer, ``benchmarks.common.measure``) and
+draws overlays. Results: ``benchmarks/results/mcff_<dataset>.json`` (or ``<name>.json``) and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO / "benchmarks")]
-
-from mcff_pack import ARCH_CKPT, pack, unpack  # noqa: E402
-
-from kdinspect.config import load_config  # noqa: E402
-from kdinspect.distill.soft_labels import soft_label_dirs  # noqa: E402
-from kdinspect.utils.env import environment_info, git_commit, require_clean_tree  # noqa: E402
+from benchmarks.common import REPO
+from benchmarks.common.jobs import Job, default_launcher, module_cmd, run_jobs
+from benchmarks.common.measure import INPUT_KIND, LATENCY_IMAGES, TIMED_RUNS, WARMUP_RUNS
+from benchmarks.common.results import command_line, write_results
+from benchmarks.mcff_pack import ARCH_CKPT, pack, unpack
+from kdinspect.config import load_config
+from kdinspect.distill.soft_labels import soft_label_dirs
+from kdinspect.utils.env import environment_info, git_commit, require_clean_tree
+from kdinspect.utils.io import write_json
 
 T1 = 10.0
 ROWS = (
@@ -80,16 +79,6 @@ GPU_RECIPE: dict[str, dict[str, Any]] = {
 PAPER = {"f1": 0.8570, "iou": 0.7822, "params": 1_179_392, "data": "the authors' Stage_4 pavement set (not public)"}
 
 
-@dataclass
-class Job:
-    """One process: a training row or a soft-label shard."""
-
-    name: str
-    cmd: list[str]
-    done_file: Path
-    after: list[str] = field(default_factory=list)
-
-
 def _rows(args: argparse.Namespace, trained: bool = True) -> list[str]:
     """The rows this run trains (``--rows``, else all, the online-KD student with --with-online) or, with
     ``trained=False``, measures and reports (``--rows``, else every row that has a finished run)."""
@@ -99,91 +88,39 @@ def _rows(args: argparse.Namespace, trained: bool = True) -> list[str]:
 
 
 def _jobs(ds: str, work: Path, rows: list[str], sets: list[str], device: str) -> list[Job]:
+    """The training rows and (when a selected row needs them) the two soft-label shards, as jobs of the shared
+    runner: done = the run's ``results.json`` (a shard's done marker); a killed training restarts with ``--resume``
+    from its ``last.safetensors``."""
     runs, soft = work / "runs", work / "softlabels" / f"{ds}_T10"
-    py = [sys.executable, "-m", "kdinspect"]
     extra = [a for kv in sets for a in ("--set", kv)] + (["--device", device] if device else [])
     jobs = []
     for row in rows:
         name = f"{ds}_{row}"
-        cmd = [*py, "train", "--config", f"configs/mcff/{name}.yaml", "--out-dir", str(runs), "--no-progress", *extra]
-        after = []
+        cmd = module_cmd("kdinspect", "train", "--config", f"configs/mcff/{name}.yaml", "--out-dir", str(runs),
+                         "--no-progress", *extra)  # fmt: skip
+        after: tuple[str, ...] = ()
         if row.startswith("student_kd_") and row != "student_kd_online":
             cmd += ["--set", f"data.params.soft_labels={json.dumps(soft_label_dirs(soft, 'png'))}"]
-            after = [f"{ds}_softlabels_0", f"{ds}_softlabels_1"]
+            after = (f"{ds}_softlabels_0", f"{ds}_softlabels_1")
         elif row == "student_kd_online":
             cmd += ["--teacher", str(runs / f"{ds}_teacher" / "best.safetensors")]
-            after = [f"{ds}_teacher"]
-        if (runs / name / "last.safetensors").exists():
-            cmd.append("--resume")
-        jobs.append(Job(name, cmd, runs / name / "results.json", after))
+            after = (f"{ds}_teacher",)
+        run = runs / name
+        jobs.append(Job(name, cmd, run, run / "results.json", after, ("--resume",), run / "last.safetensors"))
     if not any(a.startswith(f"{ds}_softlabels_") for j in jobs for a in j.after):
         return jobs  # no selected row needs the soft labels
     teacher_ckpt = runs / f"{ds}_teacher" / "best.safetensors"
     dev = ["--device", device] if device else []
+    # the shards wait for the teacher row when it is trained in this run; otherwise its finished run must exist (a
+    # missing teacher checkpoint fails the shards, and the rows after them are reported skipped)
+    teacher = (f"{ds}_teacher",) if f"{ds}_teacher" in {j.name for j in jobs} else ()
     for k in range(2):
-        cmd = [*py, "softlabels", str(teacher_ckpt), "--out", str(soft), "--t1", str(T1), "--shard", f"{k}/2", *dev]
+        cmd = module_cmd("kdinspect", "softlabels", str(teacher_ckpt), "--out", str(soft), "--t1", str(T1),
+                         "--shard", f"{k}/2", *dev)  # fmt: skip
         cmd = ["sh", "-c", shlex.join(cmd) + f" && touch {shlex.quote(str(soft / f'.shard{k}.done'))}"]
-        jobs.append(Job(f"{ds}_softlabels_{k}", cmd, soft / f".shard{k}.done", [f"{ds}_teacher"]))
+        name = f"{ds}_softlabels_{k}"
+        jobs.append(Job(name, cmd, work / "jobs" / name, soft / f".shard{k}.done", teacher))
     return jobs
-
-
-def _start(job: Job, launcher: list[str], log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    print(f"[mcff-bench] start {job.name}", flush=True)
-    with (log_dir / f"{job.name}.log").open("a") as log:
-        return subprocess.Popen([*launcher, *job.cmd], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def run_jobs(
-    jobs: list[Job], launcher: list[str], workers: int, log_dir: Path, record: dict[str, Any], deadline: float = 0.0
-) -> list[str]:
-    """Run the jobs (dependencies first, ``workers`` at a time); per-job wall time and peak RSS go to ``record``.
-
-    A failed job does not stop the others (its dependents are skipped). At ``deadline`` (a ``time.monotonic()``
-    value; 0 = none) the running jobs are terminated and nothing new starts. Returns the names of the jobs that did
-    not finish."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    pending = [j for j in jobs if not j.done_file.exists()]
-    done = {j.name for j in jobs if j.done_file.exists()}
-    failed: list[str] = []
-    running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
-    while pending or running:
-        for job in [j for j in pending if any(a in failed for a in j.after)]:
-            pending.remove(job)
-            failed.append(job.name)
-            record[job.name] = {"rc": "skipped (a dependency failed)"}
-        for job in [j for j in pending if all(a in done for a in j.after)]:
-            if len(running) >= workers:
-                break
-            proc = _start(job, launcher, log_dir, env)
-            running[proc.pid] = (job, proc, time.perf_counter())
-            pending.remove(job)
-        if not running:
-            failed += [j.name for j in pending]
-            break
-        if deadline and time.monotonic() > deadline:
-            for job, proc, _ in running.values():
-                print(f"[mcff-bench] time limit: stopping {job.name}", flush=True)
-                proc.terminate()
-            for job, proc, t0 in running.values():
-                proc.wait()
-                record[job.name] = {"wall_s": time.perf_counter() - t0, "rc": "stopped at the time limit"}
-                failed.append(job.name)
-            failed += [j.name for j in pending]
-            break
-        pid, status, usage = os.wait4(-1, os.WNOHANG)
-        if pid == 0 or pid not in running:
-            time.sleep(0.5)
-            continue
-        job, _, t0 = running.pop(pid)
-        code = os.waitstatus_to_exitcode(status)
-        record[job.name] = {"wall_s": time.perf_counter() - t0, "peak_rss_mb": usage.ru_maxrss / 1024, "rc": code}
-        print(f"[mcff-bench] end {job.name}: rc={code} ({record[job.name]['wall_s']:.0f} s)", flush=True)
-        if code != 0 or not job.done_file.exists():
-            print(f"[mcff-bench] job {job.name} failed; see {log_dir / (job.name + '.log')}", flush=True)
-            failed.append(job.name)
-        else:
-            done.add(job.name)
-    return failed
 
 
 def _row(ds: str, row: str, work: Path, measured: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | None:
@@ -364,9 +301,12 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
     commit = git_commit(REPO)  # the code the jobs start from (the tree may change while they run)
     t0 = time.perf_counter()
     try:
-        failed = run_jobs(jobs, shlex.split(args.launcher), args.workers, work / "logs", record, deadline)
+        report = run_jobs(jobs, log_dir=work / "logs", workers=args.workers, launcher=args.launcher,
+                          deadline=deadline, tag="mcff-bench")  # fmt: skip
+        record.update(report.record)
+        failed = list(report.failed)
     finally:
-        (work / "jobs.json").write_text(json.dumps(record, indent=2))
+        write_json(work / "jobs.json", record)
     env = environment_info()
     if env["cuda"]:
         import torch
@@ -374,7 +314,7 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
         env["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
     train_env = {
         "environment": env,
-        "command": shlex.join(["python", "benchmarks/mcff.py", *sys.argv[1:]]),
+        "command": command_line("benchmarks.mcff", args.argv),
         "git_commit": commit,
         "overrides": sets,
         "workers": args.workers,
@@ -382,7 +322,7 @@ def _train(args: argparse.Namespace, work: Path, record: dict[str, Any]) -> list
         "wall_s": time.perf_counter() - t0,
         "unfinished": failed,
     }
-    (work / "train_env.json").write_text(json.dumps(train_env, indent=2))
+    write_json(work / "train_env.json", train_env)
     return failed
 
 
@@ -400,8 +340,7 @@ def _measure(args: argparse.Namespace, work: Path) -> None:
     images = [str((REPO / root / i).resolve()) for i in OVERLAY_IMAGES[ds]]
     cmd = [
         *shlex.split(args.whole),
-        sys.executable,
-        str(REPO / "benchmarks" / "mcff_measure.py"),
+        *module_cmd("benchmarks.mcff_measure"),
         *items,
         "--out",
         str(work / "measure.json"),
@@ -426,10 +365,12 @@ def _name(args: argparse.Namespace) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", required=True, choices=["deepcrack", "crackforest"])
     p.add_argument("--work", default="", help="work folder (default benchmarks/work/mcff_<dataset>[_smoke])")
-    slot, whole = (str(REPO / "tools" / n) if shutil.which("flock") else "" for n in ("cpu-slot", "cpu-whole"))
+    slot, whole = default_launcher("cpu-slot"), default_launcher("cpu-whole")
     p.add_argument("--launcher", default=slot, help="command prefix of every training job (default tools/cpu-slot)")
     p.add_argument("--whole", default=whole, help="command prefix of the measurement (default tools/cpu-whole)")
     p.add_argument("--workers", type=int, default=2, help="jobs run at the same time")
@@ -447,13 +388,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--unpack", nargs="+", default=[], help="archives or folders of them to unpack into --work")
     p.add_argument("--rows", nargs="+", choices=[*ROWS, "student_kd_online"], help="train/report only these rows")
     p.add_argument("--name", default="", help="results file stem (default mcff_<dataset>[_smoke])")
-    p.add_argument("--latency-runs", type=int, default=20)
+    p.add_argument(
+        "--latency-runs", type=int, default=TIMED_RUNS, help=f"timed ONNX Runtime runs (after {WARMUP_RUNS} warm-up)"
+    )
     p.add_argument("--slow-runs", type=int, default=5, help="latency repeats for models over 100 GFLOPs")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     require_clean_tree(REPO)  # results are written from a committed tree only
     t0, ds = time.perf_counter(), args.dataset
     work = Path(args.work or REPO / "benchmarks" / "work" / f"mcff_{ds}{'_smoke' if args.smoke else ''}").resolve()
@@ -487,7 +431,7 @@ def _report(args: argparse.Namespace, work: Path, record: dict[str, Any], wall_s
     doc = {
         "benchmark": f"mcff_{ds}",
         "dataset": ds,
-        "command": train_env.get("command", f"python benchmarks/mcff.py --dataset {ds}"),
+        "command": train_env.get("command", f"python -m benchmarks.mcff --dataset {ds}"),
         "git_commit": git_commit(REPO),
         "train_git_commit": train_env.get("git_commit"),
         "environment": environment_info(),
@@ -495,7 +439,7 @@ def _report(args: argparse.Namespace, work: Path, record: dict[str, Any], wall_s
         "train_overrides": train_env.get("overrides", []),
         "train_workers": train_env.get("workers", args.workers),
         "recipe": _recipe(ds, work),
-        "latency_input": "1x3x448x448 float32",
+        "latency_input": _latency_input(measured, args),
         "wall_s": wall_s,
         "train_wall_s": train_env.get("wall_s"),
         "jobs": record,
@@ -503,11 +447,21 @@ def _report(args: argparse.Namespace, work: Path, record: dict[str, Any], wall_s
         "rows": rows,
         "notes": _notes(ds, rows, train_env),
     }
-    out = REPO / "benchmarks" / "results" / f"{_name(args)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(doc))
-    print(f"[mcff-bench] wrote {out} and {out.with_suffix('.md')}")
+    write_results(_name(args), doc, markdown)
+
+
+def _latency_input(measured: dict[str, Any], args: argparse.Namespace) -> str:
+    """What the measured latencies were timed on: the shared timer's inputs (measure.json rows with a ``warmup``),
+    else the timer before it (one fixed-seed random tensor, 2 warm-up runs)."""
+    details = [v for m in measured.values() for k, v in m.items() if k.startswith("latency_detail_")]
+    if details and all("warmup" in d for d in details):
+        runs = sorted({d["runs"] for d in details})
+        images = min((d.get("inputs", LATENCY_IMAGES) for d in details), default=LATENCY_IMAGES)
+        return (f"1x3x448x448 float32 from {images} {INPUT_KIND}, {WARMUP_RUNS} warm-up then "
+                f"{' / '.join(map(str, runs))} timed runs")  # fmt: skip
+    if details:
+        return "1x3x448x448 float32 (one fixed-seed random tensor), 2 warm-up runs"
+    return "1x3x448x448 float32"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Copy DeepCrack / CrackForest into a compact folder for a remote (GPU) run of ``benchmarks/mcff.py``.
+"""Copy DeepCrack / CrackForest into a compact folder for a remote (GPU) run of ``python -m benchmarks.mcff``.
 
-    python benchmarks/mcff_devdata.py deepcrack ../shared/datasets/deepcrack .devdata/deepcrack --jpegtran
-    python benchmarks/mcff_devdata.py crackforest ../shared/datasets/crackforest .devdata/crackforest
+    python -m benchmarks.mcff_devdata deepcrack ../shared/datasets/deepcrack .devdata/deepcrack --jpegtran
+    python -m benchmarks.mcff_devdata crackforest ../shared/datasets/crackforest .devdata/crackforest
 
 With ``--jpegtran`` every JPEG is re-encoded losslessly (``jpegtran -copy none -optimize``: Huffman tables only, the
 DCT coefficients are untouched) and checked with OpenCV to decode to exactly the original pixels; any difference
@@ -46,7 +46,11 @@ def copy_tree(src: Path, dst: Path, jpegtran: bool, progressive: bool = False) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff_devdata",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("name")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)

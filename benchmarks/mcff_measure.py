@@ -1,60 +1,33 @@
-"""Per-checkpoint measurements for ``benchmarks/mcff.py``: parameters, GFLOPs, ONNX Runtime CPU latency, overlays.
+"""Per-checkpoint measurements for ``python -m benchmarks.mcff``: parameters, GFLOPs, ONNX Runtime CPU latency,
+overlays.
 
-    python benchmarks/mcff_measure.py --out measure.json --size 448 ROW=CHECKPOINT [ROW=CHECKPOINT ...]
+    python -m benchmarks.mcff_measure --out measure.json --size 448 ROW=CHECKPOINT [ROW=CHECKPOINT ...]
 
 Run it under ``tools/cpu-whole`` so that nothing else runs beside the latency loop. For each checkpoint:
 trainable parameters of the deployed network, GFLOPs of one 448x448 forward pass of the export module
 (``torch.utils.flop_counter``: 2 FLOPs per multiply-add, convolutions and matmuls), ONNX export at 448x448 (verified
-against PyTorch on two test images), and the median ONNX Runtime latency (batch 1) with 1 and 2 intra-op threads.
+against PyTorch on two test images), and the median ONNX Runtime latency (batch 1) with 1 and 2 intra-op threads,
+timed by the shared timer (``benchmarks.common.measure``) on the checkpoint's own test images resized to 448x448.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from kdinspect.engine.checkpoint import load_model  # noqa: E402
-from kdinspect.export.api import export_checkpoint  # noqa: E402
-from kdinspect.export.onnx import inference_module  # noqa: E402
-
-
-def gflops(module: torch.nn.Module, size: int) -> float:
-    """GFLOPs (2 per multiply-add) of one (1, 3, size, size) forward pass."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(torch.rand(1, 3, size, size))
-    return counter.get_total_flops() / 1e9
-
-
-def ort_latency_ms(onnx_path: Path, size: int, threads: int, runs: int, warmup: int = 2) -> dict[str, float]:
-    """Median / min / max wall time (ms) of ``runs`` ONNX Runtime calls on one (1, 3, size, size) input."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    for _ in range(warmup):
-        sess.run(None, {"images": x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {"images": x})
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}
+from benchmarks.common import REPO
+from benchmarks.common.measure import LATENCY_IMAGES, TIMED_RUNS, WARMUP_RUNS, count_flops, image_inputs, ort_latency
+from kdinspect.engine.checkpoint import load_model
+from kdinspect.export.api import export_checkpoint
+from kdinspect.export.check import load_val_subset
+from kdinspect.export.onnx import inference_module
+from kdinspect.utils.io import write_json
 
 
 def measure(row: str, ckpt: Path, work: Path, size: int, runs: int, slow_runs: int) -> dict[str, Any]:
@@ -64,7 +37,7 @@ def measure(row: str, ckpt: Path, work: Path, size: int, runs: int, slow_runs: i
     module = inference_module(model, loaded.kind)
     out: dict[str, Any] = {
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "gflops": gflops(module, size),
+        "gflops": count_flops(module, size),
     }
     onnx_path = work / "onnx" / f"{row}.onnx"
     # a latency graph at the benchmark's square size: its outputs are checked against PyTorch on real images; the
@@ -74,9 +47,10 @@ def measure(row: str, ckpt: Path, work: Path, size: int, runs: int, slow_runs: i
     parity = report.get("parity", {})
     out["onnx_max_abs_diff"] = max((v for k, v in parity.items() if k.startswith("max_abs_diff")), default=None)
     n = slow_runs if out["gflops"] > 100 else runs
+    inputs = image_inputs([s.meta.path for s in load_val_subset(loaded, LATENCY_IMAGES)], (size, size))
     for threads in (1, 2):
-        lat = ort_latency_ms(onnx_path, size, threads, n)
-        out[f"latency_ms_{threads}t"] = lat["median"]
+        lat = ort_latency(onnx_path, inputs, threads, n)
+        out[f"latency_ms_{threads}t"] = lat["median_ms"]
         out[f"latency_detail_{threads}t"] = lat
     return out
 
@@ -97,12 +71,18 @@ def overlays(row: str, ckpt: Path, images: list[Path], dest: Path, work: Path) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mcff_measure",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("items", nargs="+", help="ROW=CHECKPOINT")
     p.add_argument("--out", required=True, help="JSON file with one entry per row")
     p.add_argument("--work", required=True, help="folder for the ONNX files")
     p.add_argument("--size", type=int, default=448)
-    p.add_argument("--runs", type=int, default=20, help="latency repeats (median reported)")
+    p.add_argument(
+        "--runs", type=int, default=TIMED_RUNS, help=f"latency repeats (median reported, after {WARMUP_RUNS} warm-up)"
+    )
     p.add_argument("--slow-runs", type=int, default=5, help="latency repeats for models over 100 GFLOPs")
     p.add_argument("--untrained", nargs="*", default=[], help="rows whose checkpoint has random weights (no overlays)")
     p.add_argument("--overlay-images", nargs="*", default=[], help="test images to draw overlays of")
@@ -125,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             images = [Path(i) for i in args.overlay_images]
             results[row]["overlays"] = overlays(row, Path(ckpt), images, dest, Path(args.work))
         results[row]["measure_wall_s"] = time.perf_counter() - t0
-        out_path.write_text(json.dumps(results, indent=2))
+        write_json(out_path, results)
         print(f"[mcff-measure] {row}: {json.dumps({k: v for k, v in results[row].items() if 'detail' not in k})}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Pack / unpack the results of a remote ``benchmarks/mcff.py`` run (used through ``mcff.py --pack / --unpack``).
+"""Pack / unpack the results of a remote ``python -m benchmarks.mcff`` run (used through its ``--pack / --unpack``).
 
 The archive holds each job's small files (``results.json``, ``config.yaml``, ``env.json``, ``steps.csv``, logs), the
 work folder's ``jobs.json`` / ``train_env.json``, and the trained weights of every row except the teacher, slimmed to

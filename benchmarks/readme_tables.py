@@ -1,8 +1,8 @@
 """Render the README's headline table and the full ``docs/results.md`` from the committed benchmark files (so every
 figure a user reads is a results file's figure).
 
-    python benchmarks/readme_tables.py            # print the README block
-    python benchmarks/readme_tables.py --write    # rewrite the README block and docs/results.md
+    python -m benchmarks.readme_tables            # print the README block
+    python -m benchmarks.readme_tables --write    # rewrite the README block and docs/results.md
 
 The README block (between the markers) is one table: per system the teacher, the student, the distilled student and
 the peer, each with its task's headline metric, parameters and CPU latency, linked to its results file.
@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -44,7 +41,7 @@ def _mean_of(rows: list[dict[str, Any]], row: str, key: str) -> float | None:
 def hsd_section(doc: dict[str, Any] | None, dataset: str = "neu-det") -> list[str]:
     if doc is None:
         return [f"HSD: `benchmarks/results/hsd_{dataset}.json` not produced yet."]
-    from hsd_report import ROW_LABEL
+    from benchmarks.hsd_report import ROW_LABEL
 
     rows = doc["rows"]
     devices = sorted({r.get("train_device", "?") for r in rows})

@@ -5,7 +5,9 @@ A protocol file is one YAML with three sections (``protocol``, ``base``, ``finet
 ordinary run configs whose data section is filled in per job (format ``neu-fewshot``, the split's classes, the K-shot
 list of the seed, the test split). Jobs are independent processes' worth of work with stable ids
 (``base-s1``, ``dkan-s1-k5-seed1``); a finished job leaves ``result.json`` in its run folder and is skipped when the
-protocol runs again, so a protocol can be resumed or spread over several workers (``run_job``).
+protocol runs again, so a protocol can be resumed. ``kdinspect fewshot`` runs the jobs one after the other in its own
+process (``run_protocol``) or only the named ones (``--job ID``, ``run_job``); running them as parallel processes is
+the benchmark's job (``python -m benchmarks.dkan``, with the benchmarks' shared job runner).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ __all__ = [
     "ProtocolFile",
     "collect_results",
     "job_dir",
-    "job_running",
     "load_protocol",
     "protocol_jobs",
     "run_job",
@@ -183,28 +183,11 @@ def run_job(pf: ProtocolFile, job: Job, progress: bool = False) -> dict[str, Any
         logger.info("%s: already done (%s)", job.id, out)
         return json.loads(out.read_text())
     t0 = time.perf_counter()
-    marker = out.parent / "running.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"pid": os.getpid(), "job": job.id})
-    try:
-        row = _run_job(pf, job, progress)
-    finally:
-        marker.unlink(missing_ok=True)
+    row = _run_job(pf, job, progress)
     row |= {"job": job.id, "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
     write_json(out, row)
     return row
-
-
-def job_running(pf: ProtocolFile, job: Job) -> bool:
-    """True while another live process runs ``job`` (its ``running.json`` names a live pid on this machine)."""
-    marker = job_dir(pf, job) / "running.json"
-    if not marker.exists():
-        return False
-    try:
-        os.kill(int(json.loads(marker.read_text())["pid"]), 0)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return False
-    return True
 
 
 def _run_job(pf: ProtocolFile, job: Job, progress: bool) -> dict[str, Any]:

@@ -1,19 +1,16 @@
-"""benchmarks/deploy_measure.py: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs; the
+"""benchmarks.deploy_measure: the YOLO11n-seg peer's host steps (NMS, instance masks, merge) on crafted outputs; the
 deployed input size of a checkpoint; the results writer."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-
-import deploy_measure as dm
+from benchmarks import deploy_measure as dm
+from benchmarks.common.results import provenance, write_results
 
 
 class _FakeSession:
@@ -70,15 +67,15 @@ def test_e2e_per_frame_too_short_video_is_a_clear_error(tmp_path: Path) -> None:
     frame = tmp_path / "f.png"
     cv2.imwrite(str(frame), np.zeros((32, 32, 3), np.uint8))
     video = dm.make_video([frame] * 3, tmp_path / "v.mp4")
-    assert dm.e2e_per_frame(video, lambda rgb: rgb, warmup=1)["n"] == 2
+    assert dm.e2e_per_frame(video, lambda rgb: rgb, warmup=1)["runs"] == 2
     with pytest.raises(ValueError, match="3 frames read, none left to time after 5 warm-up frames"):
         dm.e2e_per_frame(video, lambda rgb: rgb, warmup=5)
 
 
 def test_write_results_records_provenance_wall_time_and_memory(tmp_path: Path) -> None:
     t0 = time.time()
-    doc = {**dm.run_record(tmp_path), "figure": 1.5}
-    out = dm.write_results(tmp_path, "x", doc, lambda d: f"# x\n\nfigure {d['figure']}, {d['wall_s']} s\n", t0)
+    doc = {**provenance("benchmarks.x", ["--y"], repo=tmp_path), "figure": 1.5}
+    out = write_results("x", doc, lambda d: f"# x\n\nfigure {d['figure']}, {d['wall_s']} s\n", t0, repo=tmp_path)
     saved = json.loads(out.read_text())
     assert out == tmp_path / "benchmarks" / "results" / "x.json"
     assert {"command", "git_commit", "environment", "wall_s", "peak_rss_mb"} <= set(saved) and saved["figure"] == 1.5

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from benchmarks.dkan import _job_environments, _markdown
+
+from kdinspect.fewshot import Job, load_protocol, summarize
+from kdinspect.fewshot.protocol import job_dir
+
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from dkan import _job_environments, _markdown  # noqa: E402
-
-from kdinspect.fewshot import Job, load_protocol, summarize  # noqa: E402
-from kdinspect.fewshot.protocol import job_dir  # noqa: E402
 
 
 def _env(cpu: str, device: str) -> dict:
@@ -59,8 +57,8 @@ def test_job_environments_grouped_and_rendered(tmp_path: Path) -> None:
 
 def test_switch_comparison_pairs_rows_of_the_same_split_k_seed() -> None:
     import pytest
-    from dkan_switch import _markdown as switch_markdown
-    from dkan_switch import compare
+    from benchmarks.dkan_switch import _markdown as switch_markdown
+    from benchmarks.dkan_switch import compare
 
     def row(split: int, seed: int, ap_all: float, **extra: object) -> dict:
         return {"method": "dkan", "split": split, "shots": 5, "seed": seed, "ap_base": 0.7, "ap_novel": 0.2,

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-
-from mcff_pack import ARCH_CKPT, pack, unpack
+from benchmarks.mcff_pack import ARCH_CKPT, pack, unpack
 
 from kdinspect.config import load_config
 from kdinspect.engine.checkpoint import load_model, save_checkpoint

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-
-import deploy_seg_peer
-import mcff
-import readme_tables
+from benchmarks import deploy_seg_peer, mcff, readme_tables
 
 
 def test_rows_select_jobs_and_skip_unneeded_soft_labels(tmp_path: Path) -> None:

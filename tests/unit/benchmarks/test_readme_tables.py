@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import readme_tables
 
-import readme_tables  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_results_doc_is_the_rendering_of_the_committed_results() -> None:

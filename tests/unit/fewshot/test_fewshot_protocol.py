@@ -81,20 +81,3 @@ def test_aggregate_mean_std_and_table():
     assert row == "| 5 | dkan (ours, 2 seeds) | 0.5000 ± 0.1414 | 0.4000 (n=1) |"
     assert paper_row("DKAN", 30, 3) == {"ap_base": 0.8344, "ap_novel": 0.3231, "ap_all": 0.5788}
     assert paper_row("DKAN", 1, 1) is None
-
-
-def test_job_running_marker(tmp_path):
-    import json
-    import os
-
-    from kdinspect.fewshot.protocol import job_dir, job_running
-
-    pf = load_protocol(CPU_CONFIG, [f"protocol.out_dir={tmp_path}"])
-    job = Job("dkan", 1, 5, 1)
-    assert not job_running(pf, job)
-    marker = job_dir(pf, job) / "running.json"
-    marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps({"pid": os.getpid(), "job": job.id}))
-    assert job_running(pf, job)
-    marker.write_text(json.dumps({"pid": 2**22 + 12345, "job": job.id}))  # no such process
-    assert not job_running(pf, job)
