@@ -97,5 +97,12 @@ def run(args: argparse.Namespace) -> int:
     app = service.create_app(args.model, api_key, limits, args.watch, curve, args.threads)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         logger.warning("serving on %s without an API key: anyone who can reach it can use it", args.host)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    logger.info(
+        "serving %s at http://%s:%d/ (web page; API: POST /predict, GET /model, GET /health, docs /docs); Ctrl-C stops",
+        args.model,
+        host,
+        args.port,
+    )
     uvicorn.Server(server_config(app, args.host, args.port, idle_timeout=args.idle_timeout)).run()
     return 0

@@ -164,7 +164,11 @@ def _add_core_routes(
     @app.get("/model")
     def model_info(request: Request) -> dict[str, Any]:
         check_key(request)
+        applied = {"score_thr": model.score_thr} if model.info.task == "detection" else {"mask_thr": model.mask_thr}
         return model.info.to_json() | {
+            # the thresholds /predict applies (the graph's own score_thr is a floor, kept as graph_score_thr)
+            "graph_score_thr": model.info.score_thr,
+            **applied,
             "file": model.path.name,
             "providers": model.providers,
             "limits": {
@@ -272,6 +276,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.watcher = watcher
+
+    @app.middleware("http")
+    async def log_request(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        """One line per request: client, method, path, status, time (the query string, which may hold the key, is
+        left out)."""
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        client = f"{request.client.host}" if request.client else "-"
+        ms = (time.perf_counter() - t0) * 1e3
+        logger.info("%s %s %s %d %.1f ms", client, request.method, request.url.path, response.status_code, ms)
+        return response
+
     check_key = _key_checker(api_key)
     _add_core_routes(app, predictor, check_key, watcher, bool(api_key))
     _add_stream_routes(app, watcher, check_key)
