@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kdinspect-installed
 EXTRAS ?= export,serve,dev
 
-.PHONY: install demo test test-all lint bench-hsd bench-mcff bench-dkan bench-deploy clean
+.PHONY: install demo test test-all test-gpu lint bench-hsd bench-mcff bench-dkan bench-deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# every test, the `gpu` ones included (they skip without CUDA); no test is marked `slow` at present
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not gpu"
+	$(BIN)/python -m pytest -q -m ""
+
+# only the CUDA tests (bf16 autocast on the GPU, Trainer with train.amp=true); run on a machine with a GPU
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from tests.helpers.runs import PYTHON, seg_overrides, subprocess_env
 
 from kdinspect.cli.main import main
+from kdinspect.config import load_config
+from kdinspect.engine.checkpoint import load_checkpoint
 
 
 def _sets(overrides: list[str]) -> list[str]:
@@ -37,6 +42,7 @@ def test_train_eval_export_predict(
         "eval/metrics.json",
     ):
         assert (run / f).is_file(), f
+    _check_run_folder(run)
     capsys.readouterr()
 
     assert main(["eval", str(run / "best.safetensors"), "--out", str(tmp_path / "ev")]) == 0
@@ -63,14 +69,15 @@ def test_train_eval_export_predict(
     results = json.loads((tmp_path / "pred" / "results.json").read_text())["results"]
     assert {Path(r["image"]).name for r in results} == {"a.png", "broken.jpg"}
     assert any("error" in r for r in results) and any("defect_ratio" in r for r in results)
-    assert (tmp_path / "pred" / "overlays" / "a.jpg").is_file() and (tmp_path / "pred" / "masks" / "a.png").is_file()
+    _check_prediction(next(r for r in results if "defect_ratio" in r), src / "a.png")
 
     # the same through the exported model and the torch-free runtime
     assert main(["predict", str(tmp_path / "m.onnx"), str(src), "--out", str(tmp_path / "pred_onnx")]) == 0
     onnx_results = json.loads((tmp_path / "pred_onnx" / "results.json").read_text())["results"]
     by_name = {Path(r["image"]).name: r for r in onnx_results}
     assert "error" in by_name["broken.jpg"] and by_name["a.png"]["task"] == "segmentation"
-    assert (tmp_path / "pred_onnx" / "overlays" / "a.jpg").is_file()
+    with Image.open(tmp_path / "pred_onnx" / "overlays" / "a.jpg") as im:
+        assert im.size == (64, 64)
 
     # --set changes the stored config of a checkpoint (model.params.* rebuild the model); not of an exported model
     wider = ["--set", "model.params.width=8"]
@@ -78,6 +85,45 @@ def test_train_eval_export_predict(
     assert "after the overrides ['model.params.width=8']" in caplog.text
     assert main(["predict", str(tmp_path / "m.onnx"), str(src), *wider]) == 2
     assert "exported model" in caplog.text
+
+
+def _check_run_folder(run: Path) -> None:
+    """What the files of a 2-epoch run (16 images, batch 4: 8 steps) say, not only that they are there."""
+    with (run / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", "4"), ("2", "8")] and "f1" in rows[0]
+    with (run / "steps.csv").open() as fh:
+        steps = list(csv.DictReader(fh))
+    assert steps and int(steps[-1]["step"]) == 8 and all(float(r["loss"]) > 0 for r in steps)
+    results = json.loads((run / "results.json").read_text())
+    assert results["state"]["finished"] and results["state"]["global_step"] == 8
+    # the final report is the best checkpoint's evaluation, the same numbers as eval/metrics.json
+    evaluated = json.loads((run / "eval" / "metrics.json").read_text())
+    keys = ("precision", "recall", "f1", "iou", "ods", "ois", "main", "images")
+    assert {k: evaluated[k] for k in keys} == pytest.approx({k: results["metrics"][k] for k in keys})
+    state = load_checkpoint(run / "last.safetensors").state["trainer"]
+    assert state["global_step"] == 8 and state["epoch"] == 2 and state["finished"]
+    assert results["metrics"]["main"] == pytest.approx(state["best"])  # the best epoch's score, not the last one's
+    assert load_checkpoint(run / "best.safetensors").state["trainer"]["best_epoch"] == state["best_epoch"]
+    assert load_config(run / "config.yaml").train.name == "cli"
+    assert "best.safetensors on synthetic-seg/val" in (run / "train.log").read_text()
+    for name in ("loss.png", "metrics.png"):
+        with Image.open(run / name) as im:
+            im.load()
+            assert im.format == "PNG" and len(np.unique(np.asarray(im.convert("L")))) > 2, name
+
+
+def _check_prediction(result: dict, image: Path) -> None:
+    """The mask and overlay of one predicted image match it in size, and the reported ratio is the mask's."""
+    with Image.open(image) as im:
+        w, h = im.size
+    assert (result["width"], result["height"]) == (w, h)
+    mask = np.asarray(Image.open(result["mask"]))
+    assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}
+    assert result["defect_pixels"] == int((mask == 255).sum())
+    assert result["defect_ratio"] == pytest.approx(result["defect_pixels"] / (w * h), abs=1e-4)
+    with Image.open(result["overlay"]) as im:
+        assert im.size == (w, h)
 
 
 def test_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,7 +1,9 @@
 """A short real DKAN run on NEU-DET: stage I on a few base-class images, then stage II (FKA + LKA) on a 5-shot set."""
 
+import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from kdinspect.engine.checkpoint import load_model
@@ -78,4 +80,17 @@ def test_base_then_dkan_finetune_on_neu(shared_data, tmp_path):
     assert res.new_classes == ["pitted_surface", "scratches"]
     assert res.classes == ["crazing", "inclusion", "patches", "pitted_surface", "scratches"]
     assert res.before["ap_new"] == 0.0 and {"ap_old", "ap_new", "ap_all"} <= set(res.after)
-    assert load_model(res.checkpoint).classes == res.classes
+    # every class of the widened detector is scored, before and after (values, not only keys)
+    per_class = {f"AP50/{c}" for c in res.classes}
+    assert per_class <= set(res.before) and per_class <= set(res.after)
+    assert all(0.0 <= res.after[k] <= 1.0 for k in (*per_class, "ap_old", "ap_new", "ap_all"))
+    assert all(res.before[f"AP50/{c}"] == 0.0 for c in res.new_classes)  # the old detector cannot know them
+    widened = load_model(res.checkpoint)
+    assert widened.classes == res.classes
+    head = widened.model.roi_heads.box_predictor
+    assert (head.cls_score.out_features, head.bbox_pred.out_features) == (6, 24) and head.scale == 20.0
+    wd = widened.model.state_dict()
+    assert all(torch.equal(wd[k], bd[k]) for k in bd if k.startswith("backbone."))  # the backbone stays frozen
+    report = json.loads((res.run_dir / "add_classes.json").read_text())
+    assert (report["classes"], report["new_classes"]) == (res.classes, res.new_classes)
+    assert report["before"] == pytest.approx(res.before) and report["after"] == pytest.approx(res.after)

@@ -50,11 +50,12 @@ def test_teacher_loss_falls_then_student_distils_and_exports_teacher_free(shared
     teacher = train(_cfg(shared_data, tmp_path, "teacher", "hsd_teacher", 36), progress=False)
     loss = _losses(teacher.run_dir, "loss")
     assert len(loss) == 36
-    assert np.mean(loss[-6:]) < 0.8 * np.mean(loss[:6]), loss
+    assert np.mean(loss[-6:]) < 0.76 * np.mean(loss[:6]), loss  # 0.696 / 0.704 (seeds 0 / 1)
 
     student = train(_cfg(shared_data, tmp_path, "student", "hsd_student", 4, str(teacher.best)), progress=False)
     ld = _losses(student.run_dir, "distill.loss_ld")
-    assert all(np.isfinite(ld)) and max(ld) > 0
+    # weight 0.25 * T^2-scaled KL (T = 15) from a teacher 36 steps ahead: 0.029-0.040 observed
+    assert len(ld) == 4 and all(0.01 < v < 0.1 for v in ld), ld
     ckpt = load_checkpoint(student.best)
     t_keys = set(load_checkpoint(teacher.best).model)
     assert not any("teacher" in k for k in ckpt.model)
@@ -67,8 +68,17 @@ def test_teacher_loss_falls_then_student_distils_and_exports_teacher_free(shared
     from kdinspect.export.api import export_checkpoint
 
     report = export_checkpoint(
-        student.best, tmp_path / "student.onnx", verify_images=2, metric_images=4, max_metric_drop=1.0
+        student.best, tmp_path / "student.onnx", verify_images=2, metric_images=4, max_metric_drop=0.02
     )
     assert report["verify_images"] == 2
     assert report["parity"] and all(v <= 1e-3 for k, v in report["parity"].items() if k.startswith("max_abs_diff"))
     assert report["metric_check"]["metric"] == "mAP50" and report["metric_check"]["images"] == 4
+
+    # the 4-step student finds nothing yet; the 36-step teacher does, so its export's metric check can fail
+    report = export_checkpoint(
+        teacher.best, tmp_path / "teacher.onnx", verify_images=2, metric_images=16, max_metric_drop=0.02
+    )
+    check = report["metric_check"]
+    assert check["metric"] == "mAP50" and check["images"] == 16
+    assert check["pytorch"] > 0.02, check  # 0.081 / 0.043 on these 16 test images (seeds 0 / 1)
+    assert abs(check["delta_onnx"]) <= 0.02, check  # -0.0045 / -0.0002 observed

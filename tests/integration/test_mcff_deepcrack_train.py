@@ -1,4 +1,5 @@
-"""A short real training run of the MCFF-L student on DeepCrack crops: the loss must fall."""
+"""A short real training run of the MCFF-L student on DeepCrack crops: the loss must fall, and the crack F1 on crops
+of other images (not trained on) must rise: memorising the 8 training crops is not enough."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ if not DEEPCRACK.is_dir():
     DEEPCRACK = Path("/work/shared/datasets/deepcrack")
 
 
-def _crops(n: int = 8, size: int = 64) -> tuple[torch.Tensor, list[SegTarget]]:
-    """Crops centred on crack pixels of the first DeepCrack training images."""
+def _crops(n: int = 8, size: int = 64, start: int = 0) -> tuple[torch.Tensor, list[SegTarget]]:
+    """Crops centred on crack pixels of DeepCrack training images ``start`` .. ``start + n - 1`` (sorted)."""
     rng = np.random.default_rng(0)
     images, targets = [], []
-    for img_path in sorted((DEEPCRACK / "train_img").glob("*.jpg"))[:n]:
+    for img_path in sorted((DEEPCRACK / "train_img").glob("*.jpg"))[start : start + n]:
         img = np.asarray(Image.open(img_path).convert("RGB"), dtype=np.float32) / 255.0
         mask = np.asarray(Image.open(DEEPCRACK / "train_lab" / f"{img_path.stem}.png").convert("L")) > 127
         ys, xs = np.nonzero(mask)
@@ -44,7 +45,19 @@ def test_student_loss_falls_on_real_deepcrack_crops():
         with torch.no_grad():
             return float(sum(model(images, targets).values()))
 
-    before = total()
+    held_images, held_targets = _crops(start=100)  # other images: never trained on
+
+    def held_out_f1() -> float:
+        """Pixel F1 at 0.5 of the eval-mode (deployed) output on the held-out crops."""
+        model.eval()
+        with torch.no_grad():
+            pred = model(held_images).prob[:, 0] > 0.5
+        model.train()
+        gt = torch.stack([t.mask for t in held_targets]) > 0.5
+        tp = (pred & gt).sum().item()
+        return 2 * tp / (2 * tp + (pred & ~gt).sum().item() + (~pred & gt).sum().item())
+
+    before, f1_before = total(), held_out_f1()
     for step in range(24):
         idx = torch.arange(4) + 4 * (step % 2)
         loss = sum(model(images[idx], [targets[i] for i in idx]).values())
@@ -53,3 +66,6 @@ def test_student_loss_falls_on_real_deepcrack_crops():
         opt.step()
     after = total()
     assert after < 0.7 * before, (before, after)
+    # held-out F1 0.20 -> 0.34 here (0.22 -> 0.59 with torch seed 1 and other crops)
+    f1_after = held_out_f1()
+    assert f1_after > 0.27 and f1_after > f1_before + 0.07, (f1_before, f1_after)

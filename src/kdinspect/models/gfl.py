@@ -188,7 +188,7 @@ class GFL(nn.Module):
         weight = self.positive_weights(outputs, assignment)
         total_w = weight.sum().clamp(min=1e-6)
         scores = cls.new_zeros(cls.shape[0])
-        scores[assignment.pos_index] = aligned_iou(pred.detach(), target)
+        scores[assignment.pos_index] = aligned_iou(pred.detach(), target).to(scores.dtype)  # bf16 under autocast
         dfl = distribution_focal_loss(pos_reg, bbox2distance(points, target, self.reg_max).reshape(-1))
         return {
             "loss_cls": self._cls_loss(cls, assignment.labels, scores).sum() / num_pos,

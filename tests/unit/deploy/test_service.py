@@ -154,3 +154,6 @@ def test_bounded_load_500_requests_concurrency_16(url: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "service_load.json").write_text(json.dumps(report, indent=2) + "\n")
     assert httpx.get(f"{url}/health").json()["requests"] >= 500
+    # bounded: 16 in flight at most, so a request waits for at most ~15 others (a run here: p50 240 ms, p99 1.1 s,
+    # 10 s in all on the shared 2-core machine); the bounds leave room for a loaded machine, not for a stall
+    assert report["p50_ms"] < 2_000 and report["p99_ms"] < 10_000 and wall < 60, report

@@ -76,13 +76,29 @@ def test_distiller_terms_and_backward(mode):
 
 def test_distillation_is_zero_when_teacher_equals_student():
     base = tiny_faster_rcnn(3)
-    teacher, student = build_incremental_pair(base, 3, cosine_scale=0.0, freeze="dkan")  # linear student
+    teacher, _ = build_incremental_pair(base, 3, cosine_scale=0.0, freeze="dkan")  # linear student
     student_copy = copy.deepcopy(teacher)
     distiller = DKANDistiller(DetectionTask(student_copy, ["c"] * 6), teacher, 3, lka_mode="aligned").train()
     out = distiller(_batch())
     for key in ("distill.fka_p2", "distill.fka_p3", "distill.fka_p4", "distill.fka_p5", "distill.lka"):
         assert abs(out[key].item()) < 1e-6, key
-    assert student is not None
+    # ... and each term moves when (only) what it distils differs: the P2 output conv -> FKA on P2 alone; the base
+    # rows of the classifier -> LKA alone (the features stay equal)
+    torch.manual_seed(0)
+    batch = _batch()
+    with torch.no_grad():
+        student_copy.neck.layer_blocks[0][0].weight.add_(0.5)
+    out = distiller(batch)
+    assert out["distill.fka_p2"].item() > 1e-3 and out["distill.lka"].item() < 1e-4  # proposals move a little
+    assert all(abs(out[f"distill.fka_p{i}"].item()) < 1e-6 for i in (3, 4, 5))
+    with torch.no_grad():
+        student_copy.neck.layer_blocks[0][0].weight.sub_(0.5)
+        cls_score = student_copy.roi_heads.box_predictor.cls_score  # base columns 1..3 (0 = background)
+        cls_score.weight[1:4].mul_(-1.0)
+        cls_score.bias[1].add_(3.0)
+    out = distiller(batch)
+    assert out["distill.lka"].item() > 1e-3, out["distill.lka"]
+    assert all(abs(out[f"distill.fka_p{i}"].item()) < 1e-6 for i in (2, 3, 4, 5))
 
 
 def test_distiller_argument_errors():

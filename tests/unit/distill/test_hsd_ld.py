@@ -85,3 +85,49 @@ def test_mismatched_teacher_is_rejected() -> None:
         HSDDistiller(DetectionTask(student, ["a", "b"]), torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="ld_norm"):
         HSDDistiller(DetectionTask(student, ["a", "b"]), make("hsd_teacher", 1), ld_norm="bogus")
+
+
+@pytest.mark.parametrize("ld_norm", ["released", "avg_weight"])
+def test_ld_hand_value_on_two_positives(ld_norm: str) -> None:
+    """Two positives (image 0 anchor 1, image 1 anchor 2) with head outputs set by hand; every other anchor carries
+    different student and teacher values, so reading the wrong rows changes the result."""
+    import math
+
+    from kdinspect.models.gfl import GFLAssignment, GFLOutputs
+
+    student, teacher = make("hsd_student", 0), make("hsd_teacher", 1)
+    distiller = HSDDistiller(DetectionTask(student, ["a", "b"]), teacher, temperature=2.0, weight=0.25, ld_norm=ld_norm)
+    n_anchors, bins = 4, student.reg_max + 1
+    g = torch.Generator().manual_seed(0)
+    s_cls, s_reg = torch.randn(2, n_anchors, 2, generator=g) * 3, torch.randn(2, n_anchors, 4 * bins, generator=g)
+    t_reg = torch.randn(2, n_anchors, 4 * bins, generator=g)
+    # positive 1: class logits (0, ln 3) -> w = 3/4; sides equal between student and teacher except
+    # side 1 (top), where the student is uniform (1/17) and the teacher puts T ln 16 on one bin -> (1/2, 1/32 x 16)
+    s_cls[0, 1] = torch.tensor([0.0, math.log(3.0)])
+    s_reg[0, 1] = t_reg[0, 1] = torch.randn(4 * bins, generator=g)
+    s_reg[0, 1, bins : 2 * bins] = 0.0
+    t_reg[0, 1, bins : 2 * bins] = 0.0
+    t_reg[0, 1, bins + 5] = 2.0 * math.log(16.0)
+    # positive 2: class logits (0, -1) -> w = 1/2; teacher = student on all four sides (KL 0)
+    s_cls[1, 2] = torch.tensor([0.0, -1.0])
+    t_reg[1, 2] = s_reg[1, 2]
+    outputs = (GFLOutputs(s_cls, s_reg, [(2, 2)], (64, 64)), GFLOutputs(s_cls * 0, t_reg, [(2, 2)], (64, 64)))
+    student.forward_raw = lambda images: outputs[0]  # type: ignore[method-assign]
+    teacher.forward_raw = lambda images: outputs[1]  # type: ignore[method-assign]
+    labels = torch.full((2 * n_anchors,), 2)
+    labels[[1, n_anchors + 2]] = torch.tensor([1, 0])
+    assignment = GFLAssignment(
+        labels,
+        torch.tensor([1, n_anchors + 2]),
+        torch.tensor([[8.0, 8.0, 40.0, 40.0], [16.0, 16.0, 48.0, 40.0]]),
+        torch.tensor([[24.0, 24.0], [32.0, 28.0]]),
+        torch.tensor([8.0, 8.0]),
+    )
+    student.assign = lambda out, targets: assignment  # type: ignore[method-assign]
+    out = distiller.train()(batch())
+    # KL_T = T^2 * mean over 17 bins of p (ln p - ln q), q = 1/17: one bin of 1/2 and 16 bins of 1/32
+    kl = 4.0 * (0.5 * math.log(0.5 * 17) + 16 * (1 / 32) * math.log(17 / 32)) / 17
+    want = 0.25 * (0.75 * kl) / 4  # weight * sum_i,side w_i KL / 4
+    if ld_norm == "avg_weight":
+        want /= 0.75 + 0.5  # / W
+    assert out["distill.loss_ld"].item() == pytest.approx(want, rel=1e-5)

@@ -131,3 +131,36 @@ def test_soft_label_npy_round_trip_and_errors(tmp_path):
         write_soft_label(prob, tmp_path, "a", "jpg")
     with pytest.raises(ValueError, match="expected"):
         write_soft_label(prob[:2], tmp_path, "a", "png")
+
+
+def test_offline_objective_hand_values_on_two_pixels():
+    """T0 = 5, T1 = 10, T2 = 2 (all distinct) on one 1x2 image, every term worked out by hand from the logits."""
+    import math
+
+    from kdinspect.models.mcff.net import MCFFLogits
+
+    student = _net(infer_temperature=2.0, gt_dilation="none")
+    kd = MCFFDistiller(SegmentationTask(student, ["crack"]), None, "offline", t0=5.0, t1=10.0)
+    a = 10.0 * math.log(3.0)  # softmax((a, 0) / 10) = (3/4, 1/4); softmax((a, 0) / 2) = (243/244, 1/244)
+
+    def pair(z0: tuple[float, float], z1: tuple[float, float]) -> torch.Tensor:  # (1, 2, 1, 2): crack, background
+        return torch.tensor([[list(z0)], [list(z1)]]).unsqueeze(0)
+
+    logits = MCFFLogits(
+        h=pair((0, 0), (0, 0)), x=pair((a, a), (0, 0)), y=pair((0, 0), (0, 0)), mix=pair((a, 0), (0, a))
+    )
+    student.forward_logits = lambda images: logits  # type: ignore[method-assign]
+    soft = torch.tensor([[[1.0, 0.0]], [[0.75, 0.75]], [[0.5, 0.5]], [[0.5, 0.5]]])  # h, x, y, mix crack maps
+    meta = ImageMeta("0.jpg", "0", (1, 2), (1, 2))
+    out = kd(Batch(torch.zeros(1, 3, 1, 2), [SegTarget(torch.tensor([[1.0, 0.0]]), soft)], [meta]))
+    # h: p = (1/2, 1/2) against (1, 0) and (0, 1): (200 * 1/2)^2 + (1/2)^2 on both pixels
+    assert out["distill.loss_h"].item() == pytest.approx(10000.25, rel=1e-6)
+    assert out["distill.loss_x"].item() == pytest.approx(0.0, abs=1e-6)  # (3/4, 1/4) once divided by T1
+    assert out["distill.loss_y"].item() == pytest.approx(0.0, abs=1e-6)
+    # mix: p = (3/4, 1/4) and (1/4, 3/4) against (1/2, 1/2): (200 * 1/4)^2 + (1/4)^2 on both pixels
+    assert out["distill.loss_mix"].item() == pytest.approx(2500.0625, rel=1e-6)
+    # GT one-hot softened by T0 = 5: crack pixel (s, 1 - s), s = sigmoid(1/5); mix at T2 = 2: (243/244, 1/244)
+    s = 1.0 / (1.0 + math.exp(-0.2))
+    want_real = (200.0**2 + 1.0) * (243.0 / 244.0 - s) ** 2
+    assert out["student.loss_mix_for_real"].item() == pytest.approx(want_real, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(10000.25 + 2500.0625 + want_real, rel=1e-6)

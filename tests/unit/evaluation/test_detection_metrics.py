@@ -1,8 +1,10 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kdinspect.data.structures import Detections
 from kdinspect.evaluation.detection import GroundTruth, confusion_matrix, evaluate_detections
@@ -27,8 +29,24 @@ def test_perfect_predictions(tmp_path: Path) -> None:
     m = evaluate_detections(preds, gts, ["scratch", "spot"], out_dir=tmp_path)
     assert m["mAP50"] == pytest.approx(1.0) and m["mAP"] == pytest.approx(1.0) and m["main"] == m["mAP50"]
     assert m["AP50_scratch"] == pytest.approx(1.0) and m["AP50_spot"] == pytest.approx(1.0)
-    for f in ("metrics.json", "pr_curves.png", "confusion_matrix.png", "confusion_matrix.csv"):
-        assert (tmp_path / f).is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(m)
+    # the saved matrix: rows = GT class, columns = prediction, last = background; header names them
+    lines = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
+    assert lines[0] == "# scratch,spot,background"
+    np.testing.assert_array_equal(np.loadtxt(lines[1:], delimiter=",", dtype=int), [[1, 0, 0], [0, 2, 0], [0, 0, 0]])
+    for name in ("pr_curves.png", "confusion_matrix.png"):
+        with Image.open(tmp_path / name) as im:  # a real, decodable figure, not just a file
+            im.load()
+            assert im.format == "PNG" and min(im.size) >= 100 and len(np.unique(np.asarray(im.convert("L")))) > 2, name
+
+
+def test_written_confusion_matrix_counts_errors(tmp_path: Path) -> None:
+    gts = _gts()
+    preds = [_dets([[10, 10, 50, 50], [0, 0, 5, 5]], [0.9, 0.8], [1, 0]), _dets([[20, 20, 40, 70]], [0.1], [1])]
+    evaluate_detections(preds, gts, ["scratch", "spot"], out_dir=tmp_path)
+    # scratch read as spot; a false scratch on background; spot of "a" missed; spot of "b" below the 0.25 score
+    mat = np.loadtxt(tmp_path / "confusion_matrix.csv", delimiter=",", dtype=int)
+    np.testing.assert_array_equal(mat, [[0, 1, 0], [0, 0, 2], [1, 0, 0]])
 
 
 def test_wrong_class_and_missed() -> None:
