@@ -249,7 +249,8 @@ PEER_CAVEATS = {
 def _machine(doc: dict[str, Any]) -> str:
     env = doc.get("environment") or {}
     plat = env.get("platform", "")
-    tag = plat.split("-")[3] if plat.count("-") >= 4 else "?"
+    parts = plat.split("-")
+    tag = "-".join(parts[2:4]) if len(parts) >= 5 else "?"  # Linux-6.18.44-fc-v857-x86_64-...: the VM build
     return f"{env.get('cpu', '?')} VM `{tag}`"
 
 
@@ -291,10 +292,16 @@ def provenance_section() -> list[str]:
     return out
 
 
+def _vm(doc: dict[str, Any] | None) -> str:
+    """The VM a file's latency was measured on, for the headline's block label."""
+    return f"; timed on {_machine(doc)}" if doc and doc.get("environment") else ""
+
+
 def _hsd_rows(stem: str, label: str) -> list[str]:
     doc = _load(stem)
     if doc is None:
         return []
+    label += _vm(doc)
     means, rows = doc["summary"]["means"], doc["rows"]
     role = {
         "teacher": "teacher",
@@ -333,6 +340,7 @@ def _mcff_rows(stem: str, label: str, models: dict[str, str]) -> list[str]:
     doc = _load(stem)
     if doc is None:
         return []
+    label += _vm(doc)
     by = {r["model"]: r for r in doc["rows"]}
     out = []
     for key, name in models.items():
@@ -355,7 +363,7 @@ def _dkan_rows() -> list[str]:
     doc, dep = _load("dkan_neu-det"), _load("deploy")
     if doc is None:
         return []
-    label = "DKAN · NEU-DET, 3 splits x K = 5 / 10 / 30, 3 seeds, CPU"
+    label = "DKAN · NEU-DET, 3 splits x K = 5 / 10 / 30, 3 seeds, CPU" + _vm(dep)
     lat = _f(dep["summary"]["dkan"]["backends"]["onnx_fp32"]["b1_ms_1t"], 1) if dep else "-"
     params = f"{dep['models']['dkan']['params'] / 1e6:.2f}" if dep else "-"
     ap_b = sum(b["ap_base"] for b in doc["base"]) / len(doc["base"])
@@ -418,7 +426,8 @@ def render() -> str:
             *rows,
             "",
             "Sources: " + ", ".join(sources) + ". Latency: ONNX Runtime, batch 1, median; each block was timed in its "
-            "own run (DKAN's in deploy.md's), on VMs that differ by up to 1.8x: compare latencies within a block. "
+            "own run (DKAN's in deploy.md's), on the VM named in its label; VMs differ by up to 1.8x, so compare "
+            "latencies within a block. "
             "Every other table, the recipes and the provenance of each file: [docs/results.md](docs/results.md).",
             "",
             END,
