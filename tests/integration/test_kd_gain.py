@@ -172,6 +172,25 @@ def _base_class_accuracy(model, images: torch.Tensor, targets: list, num_base: i
     return float((logits[:, 1:].argmax(1) == labels).float().mean())
 
 
+def _lka_divergence(model, teacher, images: torch.Tensor, targets: list, num_base: int, tau: float = 5.0) -> float:
+    """LKA's ``tau^2 KL(softmax(t / tau) || softmax(s / tau))`` (written out here, independent of the library's
+    loss) between teacher and student base-class outputs on the base objects (ground-truth boxes as RoIs)."""
+    from kdinspect.distill.dkan import LKA_TAP
+    from kdinspect.distill.taps import FeatureTaps
+
+    outs = []
+    for net in (model, teacher):
+        taps = FeatureTaps(net, [LKA_TAP])
+        with torch.no_grad(), taps:
+            feats = net.eval().extract_features(images)
+            boxes = [t.boxes[t.labels < num_base] for t in targets]
+            pooled = net.roi_heads.box_roi_pool(feats, boxes, [tuple(images.shape[-2:])] * len(images))
+            net.roi_heads.box_predictor(net.roi_heads.box_head(pooled))
+        outs.append(taps.outputs[LKA_TAP][:, 1 : 1 + num_base])
+    log_s, log_t = (torch.log_softmax(z / tau, dim=1) for z in outs)
+    return float((log_t.exp() * (log_t - log_s)).sum(1).mean() * tau**2)
+
+
 def test_dkan_keeps_the_base_classes_of_a_few_shot_student():
     """DKAN fine-tuning (FKA tau 1 weight 5 on P2..P5 + LKA tau 5, aligned RoIs, weight 1) from the base detector.
 
@@ -181,7 +200,9 @@ def test_dkan_keeps_the_base_classes_of_a_few_shot_student():
     accuracy of the 59 base objects of 64 validation images (base detector: 0.88). Measured (seeds 0/1/2): plain
     0.288/0.339/0.186 (forgetting), distilled 0.627/0.525/0.661 (gain 0.34/0.19/0.47); the test runs seeds 0 and 1.
     The price is novel-class accuracy (0.77/0.95 plain -> 0.45/0.62 distilled), not asserted here. LKA weight 1
-    instead of the released 0.01: at 0.01 the term is too weak to matter in 40 steps of this tiny head.
+    and aligned RoIs instead of the released 0.01 / unaligned: with those (24 validation images) the gains were
+    +0.18/-0.14/0.00, not a consistent effect. A second check: the distilled student's softened base-class outputs
+    are closer to the teacher's (LKA's KL at tau 5, written out in the test) than the plain student's (ratio <= 0.9).
     """
     from tests.helpers.tiny_detector import tiny_faster_rcnn
 
@@ -215,9 +236,9 @@ def test_dkan_keeps_the_base_classes_of_a_few_shot_student():
             break
     shot_images, shot_targets = images[shots], [targets[i] for i in shots]
     classes = ["scratch", "spot", "inclusion", "patch"]
-    gains = []
+    gains, divergences = [], []
     for seed in SEEDS[:2]:
-        accuracy = []
+        accuracy, divergence = [], []
         for distil in (False, True):
             teacher, student = build_incremental_pair(base, 2, cosine_scale=20.0, freeze="dkan", seed=seed)
             task = DetectionTask(student, classes)
@@ -235,5 +256,9 @@ def test_dkan_keeps_the_base_classes_of_a_few_shot_student():
                 "adamw",
             )
             accuracy.append(_base_class_accuracy(student, val_images, val_targets, num_base))
+            divergence.append(_lka_divergence(student, teacher, val_images, val_targets, num_base))
         gains.append(accuracy[1] - accuracy[0])
+        divergences.append(tuple(divergence))
     assert min(gains) >= 0.1 and sum(gains) / len(gains) >= 0.15, f"base-class accuracy gains {gains}"
+    # the student follows the teacher's softened base-class outputs, not only its argmax
+    assert all(kd <= 0.9 * plain for plain, kd in divergences), f"LKA divergence (plain, KD) {divergences}"
