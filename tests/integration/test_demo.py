@@ -10,8 +10,10 @@ import pytest
 from kdinspect.cli.main import main
 from kdinspect.demo import run_demo
 
-# ODS gain of the distilled student over the plain one, seed 0, 1 thread: +0.065 at 10 epochs, +0.050 at 30.
-ODS_MARGIN = 0.03
+# ODS gain of the distilled student over the plain one, 1 thread: +0.349 at 10 epochs (seed 0; 0.497 -> 0.846),
+# +0.724 / +0.793 at the shipped 30 epochs (seeds 0 / 1). A student that ignores the teacher gains nothing.
+ODS_MARGIN_10_EPOCHS = 0.15
+ODS_MARGIN = 0.3
 
 
 def test_demo_report_progress_overlays_and_distillation_gain(tmp_path, capsys):
@@ -32,7 +34,7 @@ def test_demo_report_progress_overlays_and_distillation_gain(tmp_path, capsys):
     assert report["latency"]["threads"] == 1 and report["latency"]["runs"] >= 20
     # the claim of the demo: same student, same incomplete masks, same steps; the one taught by the teacher is better
     assert report["kd_gain"]["ods"] == pytest.approx(distilled["ods"] - student["ods"])
-    assert distilled["ods"] >= student["ods"] + ODS_MARGIN, (out / "report.md").read_text()
+    assert distilled["ods"] >= student["ods"] + ODS_MARGIN_10_EPOCHS, (out / "report.md").read_text()
     assert teacher["ods"] > distilled["ods"]  # the teacher saw complete masks
     # the distilled run trained with the teacher in the loop; the teacher's data are the complete masks
     cfg = (out / "seg_2_student_kd" / "config.yaml").read_text()
