@@ -258,8 +258,20 @@ def generate_detection_dataset(
     return out
 
 
+def _incomplete(mask: np.ndarray, rng: np.random.Generator, keep: float, tile: int = 8) -> np.ndarray:
+    """The crack pixels of a random ``keep`` share of ``tile`` x ``tile`` tiles (an annotation that misses cracks)."""
+    h, w = mask.shape
+    tiles = rng.random((-(-h // tile), -(-w // tile))) < keep
+    return mask * np.kron(tiles, np.ones((tile, tile), bool))[:h, :w].astype(mask.dtype)
+
+
 def generate_segmentation_dataset(
-    out_dir: str | Path, n_train: int = 64, n_val: int = 16, seed: int = 0, size: tuple[int, int] = (128, 160)
+    out_dir: str | Path,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 0,
+    size: tuple[int, int] = (128, 160),
+    label_keep: float = 1.0,
 ) -> Path:
     """Write a synthetic crack segmentation set: ``images/<split>/*.png`` (RGB) + ``masks/<split>/*.png`` (0/255).
 
@@ -269,13 +281,20 @@ def generate_segmentation_dataset(
         n_val: validation images.
         seed: generator seed (same arguments -> byte-identical files).
         size: (H, W) of the images.
+        label_keep: below 1, the *training* masks are incomplete annotations: they keep the crack pixels of only
+            this share of 8x8 tiles (drawn from a separate stream, so the images are those of the complete set).
+            Validation masks are always complete.
     """
+    if not 0.0 < label_keep <= 1.0:
+        raise ValueError(f"label_keep must be in (0, 1], got {label_keep}")
     out = Path(out_dir)
     h, w = size
     for split, n in (("train", n_train), ("val", n_val)):
         for i in range(n):
             rng = np.random.default_rng([seed, _SPLIT_CODES[split], i])
             img, mask = _crack_image(rng, h, w)
+            if split == "train" and label_keep < 1.0:
+                mask = _incomplete(mask, np.random.default_rng([seed, _SPLIT_CODES[split], i, 1]), label_keep)
             _save_png(out / "images" / split / f"{split}_{i:04d}.png", img)
             _save_png(out / "masks" / split / f"{split}_{i:04d}.png", mask * 255)
     return out
@@ -355,9 +374,12 @@ def read_synthetic_seg(
     n_val: int = 16,
     seed: int = 0,
     size: tuple[int, int] | list[int] = (128, 160),
+    label_keep: float = 1.0,
 ) -> DatasetIndex:
-    """Reader of ``synthetic-seg``: generate the crack set into ``root`` if needed, then read it as ``masks``."""
+    """Reader of ``synthetic-seg``: generate the crack set into ``root`` if needed, then read it as ``masks``.
+    ``label_keep`` < 1 makes the training masks incomplete (see :func:`generate_segmentation_dataset`)."""
     from kdinspect.data.segmentation import read_masks
 
-    ensure_synthetic(root, "segmentation", n_train=n_train, n_val=n_val, seed=seed, size=tuple(size))
+    extra = {"label_keep": float(label_keep)} if label_keep != 1.0 else {}  # complete sets keep their marker
+    ensure_synthetic(root, "segmentation", n_train=n_train, n_val=n_val, seed=seed, size=tuple(size), **extra)
     return read_masks(root, split, classes or ["crack"])
