@@ -67,7 +67,9 @@ def _resample(reference: np.ndarray, warp: np.ndarray, size: tuple[int, int]) ->
     return cv2.warpPerspective(reference, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _ecc(img: np.ndarray, ref: np.ndarray, motion: str, max_side: int, iters: int, eps: float) -> tuple[np.ndarray, float]:
+def _ecc(
+    img: np.ndarray, ref: np.ndarray, motion: str, max_side: int, iters: int, eps: float
+) -> tuple[np.ndarray, float]:
     """(3, 3) warp image -> reference coordinates and the final correlation, coarse to fine."""
     import cv2
 
