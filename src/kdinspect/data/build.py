@@ -15,10 +15,21 @@ from typing import Any
 from kdinspect.config import DataConfig
 from kdinspect.data.classes import box_counts, map_classes, union_classes
 from kdinspect.data.datasets import DetectionDataset, SegmentationDataset
+from kdinspect.data.paired import PairedDetectionDataset, PairedDetectionTransform
+from kdinspect.data.references import REFERENCE_PARAMS, attach_references
 from kdinspect.data.structures import DatasetIndex
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform
 
-__all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_datasets", "build_transform", "read_split", "read_splits"]
+__all__ = [
+    "REFERENCE_PARAMS",
+    "TRANSFORM_PARAMS",
+    "build_dataset",
+    "build_datasets",
+    "build_transform",
+    "read_split",
+    "read_splits",
+    "reference_spec",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +80,25 @@ def _read(data_cfg: DataConfig, split: str, run_dir: str | Path | None) -> Datas
         if run_dir is None:
             raise ValueError("synthetic data with an empty data.root needs run_dir (data goes to <run_dir>/data)")
         root = str(Path(run_dir) / "data")
-    params = {k: v for k, v in data_cfg.params.items() if k not in TRANSFORM_PARAMS}
+    params = {k: v for k, v in data_cfg.params.items() if k not in TRANSFORM_PARAMS + REFERENCE_PARAMS}
     _check_params(reader, params, fmt)
     if split != "train":
         params.pop("soft_labels", None)  # offline KD targets exist for the training images only
-    return reader(Path(root), getattr(data_cfg, split), list(data_cfg.classes) or None, **params)
+    index = reader(Path(root), getattr(data_cfg, split), list(data_cfg.classes) or None, **params)
+    ref = reference_spec(data_cfg)
+    return attach_references(index, ref, root) if ref else index
+
+
+def reference_spec(data_cfg: DataConfig) -> str:
+    """``data.params.reference`` (``auto`` or a file; ``True`` means ``auto``), or "" (single-image mode)."""
+    ref = data_cfg.params.get("reference", "")
+    if ref is True:
+        return "auto"
+    if ref in (None, False, ""):
+        if data_cfg.params.get("align", "none") not in ("none", None):
+            raise ValueError("data.params.align needs data.params.reference (auto or an image file)")
+        return ""
+    return str(ref)
 
 
 def _log_unknown(index: DatasetIndex, where: str, owner: str) -> None:
@@ -188,6 +213,8 @@ def _dataset(index: DatasetIndex, data_cfg: DataConfig, kind: str, train: bool, 
     if index.task != _KINDS[kind]:
         raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
     transform = build_transform(data_cfg, index.task, train)
+    if isinstance(transform, PairedDetectionTransform):
+        return PairedDetectionDataset(index, transform, seed, str(data_cfg.params.get("align", "none")))
     if isinstance(transform, DetectionTransform):
         return DetectionDataset(index, transform, seed)
     return SegmentationDataset(index, transform, seed)
@@ -236,10 +263,13 @@ def build_datasets(
     return _dataset(idx["train"], data_cfg, kind, True, seed), _dataset(idx["val"], data_cfg, kind, False, seed)
 
 
-def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTransform | SegmentationTransform:
+def build_transform(
+    data_cfg: DataConfig, kind: str, train: bool
+) -> DetectionTransform | PairedDetectionTransform | SegmentationTransform:
     """The transform of ``kind`` (``detection``/``fewshot``/``segmentation``) from ``data.imgsz``, ``eval_imgsz``,
     ``augment`` and the transform keys of ``data.params``; used by :func:`build_dataset` and for inference, so that
-    prediction preprocesses exactly like evaluation (``train=False``)."""
+    prediction preprocesses exactly like evaluation (``train=False``). With ``data.params.reference`` a detection
+    transform is the :class:`PairedDetectionTransform` (same geometry for the image and its reference)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
     tp = {k: data_cfg.params[k] for k in TRANSFORM_PARAMS if k in data_cfg.params}
@@ -250,7 +280,8 @@ def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTr
     }
     if _KINDS[kind] == "detection":
         scales = tp.get("scales")
-        return DetectionTransform(
+        cls = PairedDetectionTransform if reference_spec(data_cfg) else DetectionTransform
+        return cls(
             data_cfg.imgsz,
             train=train,
             vflip=float(tp.get("vflip", 0.0)) if aug else 0.0,

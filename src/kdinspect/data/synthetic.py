@@ -114,8 +114,13 @@ def _iou(a: list[float], b: list[float]) -> float:
     return inter / area if area > 0 else 0.0
 
 
-def _detection_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[list[float]], list[int]]:
+def _detection_image(
+    rng: np.random.Generator, h: int, w: int, background: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, list[list[float]], list[int]]:
+    """An image with 1-3 planted defects; ``background`` (if given) receives the defect-free image."""
     img = _steel_background(rng, h, w)
+    if background is not None:
+        background.append(np.clip(img, 0, 255).astype(np.uint8))
     boxes: list[list[float]] = []
     labels: list[int] = []
     for _ in range(int(rng.integers(1, 4))):
@@ -180,6 +185,13 @@ def _voc_xml(name: str, h: int, w: int, boxes: list[list[float]], labels: list[i
     )
 
 
+def _write_references(out: Path, split: str, refs: list[tuple[str, np.ndarray]], fmt: str) -> None:
+    """Paired mode: the defect-free reference of each image where ``reference: auto`` looks for it."""
+    folder = out / "references" if fmt == "voc" else out / "references" / split
+    for name, ref in refs:
+        _save_png(folder / f"{name}.png", ref)
+
+
 def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) -> None:
     if fmt == "voc":
         for name, img, boxes, labels in items:
@@ -228,7 +240,13 @@ def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) 
 
 
 def generate_detection_dataset(
-    out_dir: str | Path, n_train: int = 64, n_val: int = 16, seed: int = 0, imgsz: int = 128, fmt: str = "voc"
+    out_dir: str | Path,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 0,
+    imgsz: int = 128,
+    fmt: str = "voc",
+    paired: bool = False,
 ) -> Path:
     """Write a synthetic steel-defect detection set (splits ``train`` and ``val``).
 
@@ -241,6 +259,9 @@ def generate_detection_dataset(
         fmt: ``voc`` (``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/<split>.txt``), ``coco``
             (``images/<split>/``, ``annotations/<split>.json``) or ``yolo`` (``images/<split>/``, ``labels/<split>/``,
             ``data.yaml``).
+        paired: also write each image's defect-free reference (the same texture before the defects were planted,
+            with its own sensor noise) to ``references/<split>/<name>.png`` (VOC: ``references/<name>.png``), the
+            layout ``data.params.reference: auto`` reads. The images and boxes are the same as without it.
 
     Returns:
         ``out_dir``. Classes: :data:`SYNTHETIC_DET_CLASSES`.
@@ -249,12 +270,18 @@ def generate_detection_dataset(
     if fmt not in ("voc", "coco", "yolo"):
         raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: ['voc', 'coco', 'yolo']")
     for split, n in (("train", n_train), ("val", n_val)):
-        items = []
+        items, refs = [], []
         for i in range(n):
             rng = np.random.default_rng([seed, _SPLIT_CODES[split], i])
-            img, boxes, labels = _detection_image(rng, imgsz, imgsz)
+            bg: list[np.ndarray] = []
+            img, boxes, labels = _detection_image(rng, imgsz, imgsz, bg)
             items.append((f"{split}_{i:04d}", img, boxes, labels))
+            if paired:
+                noise = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1]).normal(0, 2.0, bg[0].shape)
+                refs.append((f"{split}_{i:04d}", np.clip(bg[0] + noise, 0, 255).astype(np.uint8)))
         _write_detection_split(out, split, items, fmt)
+        if paired:
+            _write_references(out, split, refs, fmt)
     return out
 
 
@@ -334,16 +361,19 @@ def read_synthetic_det(
     seed: int = 0,
     imgsz: int = 128,
     fmt: str = "voc",
+    paired: bool = False,
 ) -> DatasetIndex:
     """Reader of ``synthetic-det``: generate the set into ``root`` if needed (see :func:`ensure_synthetic`), then
-    read it with the ``fmt`` reader. Splits: ``train``, ``val``."""
+    read it with the ``fmt`` reader. Splits: ``train``, ``val``. ``paired``: also write the defect-free references
+    (use with ``data.params.reference: auto``)."""
     from kdinspect.data.detection import read_coco, read_yolo
     from kdinspect.data.voc import read_voc
 
     readers = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
     if fmt not in readers:
         raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: {sorted(readers)}")
-    ensure_synthetic(root, "detection", n_train=n_train, n_val=n_val, seed=seed, imgsz=imgsz, fmt=fmt)
+    extra = {"paired": True} if paired else {}  # unpaired sets keep their marker (no regeneration)
+    ensure_synthetic(root, "detection", n_train=n_train, n_val=n_val, seed=seed, imgsz=imgsz, fmt=fmt, **extra)
     return readers[fmt](root, split, classes or list(SYNTHETIC_DET_CLASSES))
 
 
