@@ -139,7 +139,7 @@ def register(
     max_side: int = 256,
     iterations: int = 100,
     eps: float = 1e-5,
-    min_score: float = 0.5,
+    min_score: float = 0.3,
     max_shift: float = 0.1,
     features: int = 2000,
     name: str = "",

@@ -102,3 +102,35 @@ def test_deeppcb_pairs_load_their_template(shared_data) -> None:
     s = ds[0]
     assert s.reference.shape == s.image.shape == (3, 320, 320)
     assert (s.image - s.reference).abs().mean() < 0.2  # aligned template: most pixels agree
+
+
+def test_paired_dataset_registers_shifted_references(tmp_path) -> None:
+    import cv2
+
+    root = tmp_path / "boards"
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "references" / "train").mkdir(parents=True)
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "classes.txt").write_text("open\n")
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        board = np.full((96, 96), 30, np.uint8)
+        for _ in range(25):
+            x, y = rng.integers(0, 80, 2)
+            w, h = rng.integers(4, 24, 2)
+            cv2.rectangle(board, (int(x), int(y)), (int(x + w), int(y + h)), 220, -1)
+        m = cv2.getRotationMatrix2D((48, 48), 1.0, 1.0)
+        m[:, 2] += (2.0, -2.0)
+        cv2.imwrite(str(root / "images" / "train" / f"b{k}.png"), board)
+        cv2.imwrite(str(root / "references" / "train" / f"b{k}.png"), cv2.warpAffine(board, m, (96, 96)))
+        (root / "labels" / "train" / f"b{k}.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    errs = {}
+    for align in ("none", "ecc"):
+        cfg = _cfg(root, reference="auto", align=align)
+        ds = build_dataset(dataclasses.replace(cfg, imgsz=96), "train", "detection", train=False)
+        errs[align] = [float((ds[i].image - ds[i].reference)[:, 8:-8, 8:-8].abs().mean()) for i in range(2)]
+    assert all(e < 0.6 * n for e, n in zip(errs["ecc"], errs["none"])), errs
+    with pytest.raises(ValueError, match="align 'sift' not in"):
+        build_dataset(_cfg(root, reference="auto", align="sift"), "train", "detection", train=False)
+    with pytest.raises(ValueError, match="align needs data.params.reference"):
+        build_dataset(_cfg(root, align="ecc"), "train", "detection", train=False)
