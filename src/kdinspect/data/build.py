@@ -95,8 +95,9 @@ def reference_spec(data_cfg: DataConfig) -> str:
     if ref is True:
         return "auto"
     if ref in (None, False, ""):
-        if data_cfg.params.get("align", "none") not in ("none", None):
-            raise ValueError("data.params.align needs data.params.reference (auto or an image file)")
+        for key in ("align", "reference_perturb"):
+            if data_cfg.params.get(key) not in ("none", None):
+                raise ValueError(f"data.params.{key} needs data.params.reference (auto or an image file)")
         return ""
     return str(ref)
 
@@ -214,7 +215,8 @@ def _dataset(index: DatasetIndex, data_cfg: DataConfig, kind: str, train: bool, 
         raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
     transform = build_transform(data_cfg, index.task, train)
     if isinstance(transform, PairedDetectionTransform):
-        return PairedDetectionDataset(index, transform, seed, str(data_cfg.params.get("align", "none")))
+        align = str(data_cfg.params.get("align", "none"))
+        return PairedDetectionDataset(index, transform, seed, align, data_cfg.params.get("reference_perturb"))
     if isinstance(transform, DetectionTransform):
         return DetectionDataset(index, transform, seed)
     return SegmentationDataset(index, transform, seed)

@@ -291,6 +291,7 @@ def _read_splits(root: Path, fmt: str, splits: list[str], classes, params) -> tu
     ref = params.pop("reference", "")
     ref = "auto" if ref is True else str(ref or "")
     params.pop("align", None)  # registration happens when loading; nothing to check here
+    params.pop("reference_perturb", None)
     raw = {split: DATASETS[fmt](root, split, classes, **params) for split in splits}
     if ref:  # missing / size-mismatched references are problems of their image's file
         raw = {split: attach_references(index, ref, root) for split, index in raw.items()}

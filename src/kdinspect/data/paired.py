@@ -20,7 +20,7 @@ from kdinspect.data.datasets import DetectionDataset, _meta
 from kdinspect.data.io import ImageReadError, load_image
 from kdinspect.data.structures import DatasetIndex, DetRecord, DetTarget, Sample
 from kdinspect.data.transforms import _det_resize, _flips, _to_image
-from kdinspect.deploy.align import ALIGN_METHODS, register
+from kdinspect.deploy.align import ALIGN_METHODS, move, register
 
 __all__ = ["PairedDetectionDataset", "PairedDetectionTransform"]
 
@@ -104,6 +104,8 @@ class PairedDetectionDataset(DetectionDataset):
         seed: augmentation seed.
         align: ``none``, ``ecc`` or ``orb``: register the reference onto the image first (a failed registration logs
             a warning naming the file and uses the reference unaligned).
+        perturb: ``(dx, dy, degrees)``: move every reference by this much before registration (robustness checks:
+            how a model copes with misaligned references, with and without ``align``); None = no change.
     """
 
     def __init__(
@@ -112,12 +114,16 @@ class PairedDetectionDataset(DetectionDataset):
         transform: PairedDetectionTransform | None = None,
         seed: int = 0,
         align: str = "none",
+        perturb: tuple[float, float, float] | None = None,
     ) -> None:
         if align not in ALIGN_METHODS:
             raise ValueError(f"data.params.align {align!r} not in {list(ALIGN_METHODS)}")
         super().__init__(index, None, seed)
         self.transform = transform or PairedDetectionTransform(256, train=False)  # type: ignore[assignment]
         self.align = align
+        if perturb is not None and len(perturb) != 3:
+            raise ValueError(f"data.params.reference_perturb must be [dx, dy, degrees], got {perturb!r}")
+        self.perturb = None if perturb is None else tuple(float(v) for v in perturb)
 
     def _load(self, rec: DetRecord) -> Sample:
         image = load_image(rec.image)
@@ -125,6 +131,9 @@ class PairedDetectionDataset(DetectionDataset):
         ref_path = rec.extra.get("reference")
         if ref_path is None:
             raise ImageReadError(str(rec.image), "no reference image (data.params.reference)")
-        reference = register(image, load_image(ref_path), method=self.align, name=str(rec.image)).reference
+        reference = load_image(ref_path)
+        if self.perturb is not None:
+            reference = move(reference, *self.perturb)
+        reference = register(image, reference, method=self.align, name=str(rec.image)).reference
         img, ref, boxes, labels, scale = self.transform(image, reference, rec.boxes, rec.labels)
         return Sample(img, DetTarget(boxes, labels), _meta(rec, (h, w), img, scale), reference=ref)

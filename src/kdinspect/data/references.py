@@ -22,7 +22,11 @@ from kdinspect.data.structures import DatasetIndex, Problem
 
 __all__ = ["REFERENCE_PARAMS", "attach_references", "reference_candidates"]
 
-REFERENCE_PARAMS = ("reference", "align")  # keys of ``data.params`` consumed here and by the paired dataset
+REFERENCE_PARAMS = (
+    "reference",
+    "align",
+    "reference_perturb",
+)  # keys of ``data.params`` consumed here and by the paired dataset
 _IMAGE_DIRS = ("images", "JPEGImages")
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALIGN_METHODS", "AlignResult", "align_reference", "register", "warp_error"]
+__all__ = ["ALIGN_METHODS", "AlignResult", "align_reference", "move", "register", "warp_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,17 @@ def align_reference(image: np.ndarray, reference: np.ndarray, method: str = "non
     """The reference resized to the image and, unless ``method`` is ``none``, registered onto it (see
     :func:`register`; on failure the unaligned reference, with a warning)."""
     return register(image, reference, method=method, name=name).reference
+
+
+def move(image: np.ndarray, dx: float = 0.0, dy: float = 0.0, degrees: float = 0.0) -> np.ndarray:
+    """``image`` rotated by ``degrees`` about its centre and shifted by (dx, dy) pixels (replicated border): a
+    misaligned reference for robustness checks."""
+    import cv2
+
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int], margin: float = 0.1) -> float:

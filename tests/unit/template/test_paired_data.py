@@ -130,6 +130,13 @@ def test_paired_dataset_registers_shifted_references(tmp_path) -> None:
         ds = build_dataset(dataclasses.replace(cfg, imgsz=96), "train", "detection", train=False)
         errs[align] = [float((ds[i].image - ds[i].reference)[:, 8:-8, 8:-8].abs().mean()) for i in range(2)]
     assert all(e < 0.6 * n for e, n in zip(errs["ecc"], errs["none"])), errs
+    # robustness checks: move the references further (3 px, 1 degree); registration still recovers them
+    for align in ("none", "ecc"):
+        cfg = _cfg(root, reference="auto", align=align, reference_perturb=[3, 0, 1.0])
+        ds = build_dataset(dataclasses.replace(cfg, imgsz=96), "train", "detection", train=False)
+        errs[f"moved_{align}"] = [float((ds[i].image - ds[i].reference)[:, 8:-8, 8:-8].abs().mean()) for i in range(2)]
+    assert all(m > n for m, n in zip(errs["moved_none"], errs["none"])), errs
+    assert all(e < 0.6 * m for e, m in zip(errs["moved_ecc"], errs["moved_none"])), errs
     with pytest.raises(ValueError, match="align 'sift' not in"):
         build_dataset(_cfg(root, reference="auto", align="sift"), "train", "detection", train=False)
     with pytest.raises(ValueError, match="align needs data.params.reference"):
