@@ -38,21 +38,35 @@ def _transform(loaded: LoadedModel) -> Any:
 
 
 def _batches(
-    files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]]
+    files: list[Path], loaded: LoadedModel, errors: list[dict[str, Any]], reference: str | Path | None = None
 ) -> Iterator[tuple[Batch, np.ndarray, float]]:
     from kdinspect.data import collate
+    from kdinspect.data.paired import PairedDetectionTransform
     from kdinspect.data.structures import Sample
+    from kdinspect.deploy.align import align_reference
+    from kdinspect.deploy.predict import reference_for
 
     tf = _transform(loaded)
+    align = str(loaded.cfg.data.params.get("align", "none"))
     for path in files:
         t0 = time.perf_counter()
         try:
             image = load_image(path)
-        except ImageReadError as err:
-            logger.warning("skipping %s: %s", path, err.reason)
-            errors.append({"image": str(path), "error": err.reason})
+            ref = None if reference is None else load_image(reference_for(path, reference))
+        except (ImageReadError, FileNotFoundError) as err:
+            reason = err.reason if isinstance(err, ImageReadError) else str(err)
+            logger.warning("skipping %s: %s", path, reason)
+            errors.append({"image": str(path), "error": reason})
             continue
         h, w = image.shape[:2]
+        if ref is not None:
+            ref = align_reference(image, ref, align, str(path))
+            if not isinstance(tf, PairedDetectionTransform):
+                tf = PairedDetectionTransform(tf.imgsz, train=False)  # a run without data.params.reference
+            img, ref_t, boxes, labels, scale = tf(image, ref, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+            meta = ImageMeta(str(path), path.stem, (h, w), tuple(img.shape[-2:]), scale)
+            yield collate([Sample(img, DetTarget(boxes, labels), meta, ref_t)]), image, (time.perf_counter() - t0) * 1e3
+            continue
         if loaded.kind == "detection":
             img, boxes, labels, scale = tf(image, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
             target: Any = DetTarget(boxes, labels)
@@ -74,17 +88,31 @@ def predict(
     save_overlays: bool = True,
     device: str = "cpu",
     overrides: Sequence[str] = (),
+    reference: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run a checkpoint on images; returns one result dict per image (and writes ``results.json``,
     ``overlays/`` and, for segmenters, ``masks/`` under ``out_dir``). Unreadable images are reported, not fatal.
-    ``overrides`` change inference-time settings of the stored config (see :func:`load_model`)."""
+    ``overrides`` change inference-time settings of the stored config (see :func:`load_model`).
+
+    A reference-aware checkpoint needs ``reference``: one image file for every image, or a folder with one reference
+    per image, same stem (:func:`kdinspect.deploy.predict.reference_for`); it is registered onto its image with the
+    run's ``data.params.align``. An image without a readable reference is reported with an ``error``."""
+    from kdinspect.models.pair import takes_reference
+
     loaded = load_model(checkpoint, device, overrides)
+    if takes_reference(loaded.model) != (reference is not None):
+        need = "compares each image with a reference: pass --reference FILE|DIR"
+        raise ValueError(
+            f"{checkpoint} " + (need if reference is None else "takes the test image only; drop --reference")
+        )
+    if reference is not None and not Path(reference).exists():
+        raise FileNotFoundError(f"--reference {reference}: no such file or folder")
     task = TASKS[loaded.kind](loaded.model, loaded.classes)
     files = iter_images(source)
     out = Path(out_dir) if out_dir else None
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for batch, image, pre_ms in _batches(files, loaded, errors):
+    for batch, image, pre_ms in _batches(files, loaded, errors, reference):
         t1 = time.perf_counter()
         pred = task.predict(batch.to(device))[0]
         t2 = time.perf_counter()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from kdinspect.data.structures import Batch, DetTarget, ImageMeta, SegTarget
-from kdinspect.data.synthetic import _crack_image, _detection_image
+from kdinspect.data.synthetic_draw import _crack_image, _detection_image
 from kdinspect.tasks.base import Task
 
 SPLITS = {"train": 0, "val": 1}  # the split codes of kdinspect.data.synthetic

@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="read annotations and image headers only (faster; misses corrupt pixel data)",
     )
+    check.add_argument(
+        "--reference",
+        default="",
+        metavar="auto|FILE",
+        help="also check every image's reference image (golden board / template; docs/template.md): 'auto' (DeepPCB "
+        "templates, or references/ beside images/ with the same stem) or one reference file; missing references are "
+        "missing_reference errors, size-mismatched ones reference_size_mismatch warnings",
+    )
     check.add_argument("--json", type=Path, default=None, help="also write the report as JSON to this file")
     check.add_argument("--quiet", action="store_true", help="print only the summary line")
     synth = sub.add_parser("synth", help="write a seeded synthetic dataset")
@@ -58,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--imgsz", type=int, default=128, help="detection: square image size")
     synth.add_argument(
+        "--paired", action="store_true", help="detection: also write each image's defect-free reference (references/)"
+    )
+    synth.add_argument(
         "--size", type=int, nargs=2, default=(128, 160), metavar=("H", "W"), help="segmentation: image size"
     )
 
@@ -66,7 +77,10 @@ def _run_check(args: argparse.Namespace) -> int:
     from kdinspect.data.check import check_dataset
 
     splits = [s for item in args.splits for s in _split_list(item)] if args.splits else None
-    report = check_dataset(args.path, fmt=args.fmt, splits=splits, decode=args.decode, classes=args.classes)
+    params = {"reference": args.reference} if args.reference else None
+    report = check_dataset(
+        args.path, fmt=args.fmt, splits=splits, decode=args.decode, classes=args.classes, params=params
+    )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(report.to_json())
@@ -81,7 +95,9 @@ def _run_synth(args: argparse.Namespace) -> int:
     from kdinspect.data.synthetic import generate_detection_dataset, generate_segmentation_dataset
 
     if args.kind == "detection":
-        generate_detection_dataset(args.out, args.n_train, args.n_val, args.seed, imgsz=args.imgsz, fmt=args.fmt)
+        generate_detection_dataset(
+            args.out, args.n_train, args.n_val, args.seed, imgsz=args.imgsz, fmt=args.fmt, paired=args.paired
+        )
     else:
         generate_segmentation_dataset(args.out, args.n_train, args.n_val, args.seed, size=tuple(args.size))
     sys.stdout.write(f"wrote {args.kind} data to {args.out}\n")

@@ -26,6 +26,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-stride", type=int, default=1, help="exported models: every N-th video frame")
     p.add_argument("--mask-thr", type=float, default=0.5, help="segmentation probability threshold")
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE|DIR",
+        help="reference-aware models (hsd_*_ref; docs/template.md): the defect-free reference, one image file for "
+        "every image/frame, or a folder with one reference per image (same stem; DeepPCB X_test finds X_temp)",
+    )
+    p.add_argument(
+        "--align",
+        choices=["none", "ecc", "orb"],
+        default=None,
+        help="exported reference-aware models: register each reference onto its image (default: as exported)",
+    )
     add_overrides(p)
     add_device(p)
 
@@ -50,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             not args.no_overlays,
             args.threads,
             args.video_stride,
+            args.reference,
+            args.align,
         )
     else:
         from kdinspect.predictor import predict
@@ -63,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             not args.no_overlays,
             args.device or "cpu",
             args.overrides,
+            args.reference,
         )
     for line in console_lines(results):
         print(line)

@@ -2,7 +2,7 @@
 
 Every reader has the signature ``reader(root, split, classes=None, **params) -> DatasetIndex``; ``data.params`` in
 the run YAML go to the reader (except the transform keys ``hflip``, ``vflip``, ``jitter``, ``resize``, ``scales``,
-``max_size``).
+``max_size``, and the reference keys ``reference``, ``align`` and ``reference_perturb``: docs/template.md).
 """
 
 from __future__ import annotations

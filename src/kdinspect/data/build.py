@@ -15,10 +15,21 @@ from typing import Any
 from kdinspect.config import DataConfig
 from kdinspect.data.classes import box_counts, map_classes, union_classes
 from kdinspect.data.datasets import DetectionDataset, ImageCache, SegmentationDataset
+from kdinspect.data.paired import PairedDetectionDataset, PairedDetectionTransform
+from kdinspect.data.references import REFERENCE_PARAMS, attach_references
 from kdinspect.data.structures import DatasetIndex
 from kdinspect.data.transforms import DetectionTransform, SegmentationTransform, check_scale_range
 
-__all__ = ["TRANSFORM_PARAMS", "build_dataset", "build_datasets", "build_transform", "read_split", "read_splits"]
+__all__ = [
+    "REFERENCE_PARAMS",
+    "TRANSFORM_PARAMS",
+    "build_dataset",
+    "build_datasets",
+    "build_transform",
+    "read_split",
+    "read_splits",
+    "reference_spec",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +90,26 @@ def _read(data_cfg: DataConfig, split: str, run_dir: str | Path | None) -> Datas
         if run_dir is None:
             raise ValueError("synthetic data with an empty data.root needs run_dir (data goes to <run_dir>/data)")
         root = str(Path(run_dir) / "data")
-    params = {k: v for k, v in data_cfg.params.items() if k not in TRANSFORM_PARAMS}
+    params = {k: v for k, v in data_cfg.params.items() if k not in TRANSFORM_PARAMS + REFERENCE_PARAMS}
     _check_params(reader, params, fmt)
     if split != "train":
         params.pop("soft_labels", None)  # offline KD targets exist for the training images only
-    return reader(Path(root), getattr(data_cfg, split), list(data_cfg.classes) or None, **params)
+    index = reader(Path(root), getattr(data_cfg, split), list(data_cfg.classes) or None, **params)
+    ref = reference_spec(data_cfg)
+    return attach_references(index, ref, root) if ref else index
+
+
+def reference_spec(data_cfg: DataConfig) -> str:
+    """``data.params.reference`` (``auto`` or a file; ``True`` means ``auto``), or "" (single-image mode)."""
+    ref = data_cfg.params.get("reference", "")
+    if ref is True:
+        return "auto"
+    if ref in (None, False, ""):
+        for key in ("align", "reference_perturb"):
+            if data_cfg.params.get(key) not in ("none", None):
+                raise ValueError(f"data.params.{key} needs data.params.reference (auto or an image file)")
+        return ""
+    return str(ref)
 
 
 def _log_unknown(index: DatasetIndex, where: str, owner: str) -> None:
@@ -206,6 +232,11 @@ def _dataset(
     if index.task != _KINDS[kind]:
         raise ValueError(f"data.format {data_cfg.format!r} gives {index.task} data but the task is {kind!r}")
     transform = build_transform(data_cfg, index.task, train)
+    if isinstance(transform, PairedDetectionTransform):
+        if data_cfg.cache or float(data_cfg.params.get("mosaic", 0.0)) > 0:
+            raise ValueError("data.cache and data.params.mosaic are not supported with a reference image yet")
+        align = str(data_cfg.params.get("align", "none"))
+        return PairedDetectionDataset(index, transform, seed, align, data_cfg.params.get("reference_perturb"))
     if cache is None and data_cfg.cache:
         cache = ImageCache(data_cfg.cache_mb * 2**20)
     aug = train and data_cfg.augment
@@ -277,10 +308,13 @@ def build_datasets(
     )
 
 
-def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTransform | SegmentationTransform:
+def build_transform(
+    data_cfg: DataConfig, kind: str, train: bool
+) -> DetectionTransform | PairedDetectionTransform | SegmentationTransform:
     """The transform of ``kind`` (``detection``/``fewshot``/``segmentation``) from ``data.imgsz``, ``eval_imgsz``,
     ``augment`` and the transform keys of ``data.params``; used by :func:`build_dataset` and for inference, so that
-    prediction preprocesses exactly like evaluation (``train=False``)."""
+    prediction preprocesses exactly like evaluation (``train=False``). With ``data.params.reference`` a detection
+    transform is the :class:`PairedDetectionTransform` (same geometry for the image and its reference)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid: {sorted(_KINDS)}")
     tp = {k: data_cfg.params[k] for k in TRANSFORM_PARAMS if k in data_cfg.params}
@@ -292,16 +326,19 @@ def build_transform(data_cfg: DataConfig, kind: str, train: bool) -> DetectionTr
     jitter_range = check_scale_range(tp.get("scale_jitter")) if aug else None
     if _KINDS[kind] == "detection":
         scales = tp.get("scales")
-        return DetectionTransform(
-            data_cfg.imgsz,
-            train=train,
-            vflip=float(tp.get("vflip", 0.0)) if aug else 0.0,
-            resize=str(tp.get("resize", "square")),
-            scales=[int(v) for v in scales] if scales and aug else None,
-            max_size=int(tp.get("max_size", 0)),
-            scale_jitter=jitter_range,
+        common = {
+            "train": train,
+            "vflip": float(tp.get("vflip", 0.0)) if aug else 0.0,
+            "resize": str(tp.get("resize", "square")),
+            "scales": [int(v) for v in scales] if scales and aug else None,
+            "max_size": int(tp.get("max_size", 0)),
             **flips,
-        )
+        }
+        if reference_spec(data_cfg):
+            if jitter_range is not None:
+                raise ValueError("data.params.scale_jitter is not supported with a reference image yet")
+            return PairedDetectionTransform(data_cfg.imgsz, **common)
+        return DetectionTransform(data_cfg.imgsz, scale_jitter=jitter_range, **common)
     return SegmentationTransform(
         data_cfg.imgsz if train else 0,
         train=train,

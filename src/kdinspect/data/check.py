@@ -25,6 +25,7 @@ import numpy as np
 from kdinspect.data.classes import map_classes, unexpected_classes, union_classes
 from kdinspect.data.common import find_dir
 from kdinspect.data.io import ImageReadError, load_image, load_mask_checked, read_image_size
+from kdinspect.data.references import attach_references
 from kdinspect.data.structures import DatasetIndex, DetRecord, Problem, SegRecord
 from kdinspect.data.voc import VOC_ANN_DIRS, VOC_IMG_DIRS, voc_splits
 
@@ -215,12 +216,13 @@ def _decode_det(rec: DetRecord) -> Inspection:
             problems.append(Problem(str(rec.image), "size_mismatch", msg, "warning"))
     except ImageReadError as err:
         problems.append(Problem(err.path, "corrupt_image", err.reason, "error", _TRAINING))
-    template = rec.extra.get("template")
-    if template is not None:
+    for key in dict.fromkeys(k for k in ("template", "reference") if rec.extra.get(k) is not None):
         try:
-            load_image(template)
+            load_image(rec.extra[key])
         except ImageReadError as err:
-            problems.append(Problem(err.path, "corrupt_image", f"template: {err.reason}", "error"))
+            problems.append(Problem(err.path, "corrupt_image", f"{key}: {err.reason}", "error"))
+        if key == "reference" and rec.extra.get("template") == rec.extra["reference"]:
+            break  # DeepPCB: the template is the reference, decoded once
     return size, problems, None
 
 
@@ -286,7 +288,13 @@ def _read_splits(root: Path, fmt: str, splits: list[str], classes, params) -> tu
 
     if fmt not in DATASETS:
         raise KeyError(f"unknown format {fmt!r}; valid: {sorted(DATASETS)}")
+    ref = params.pop("reference", "")
+    ref = "auto" if ref is True else str(ref or "")
+    params.pop("align", None)  # registration happens when loading; nothing to check here
+    params.pop("reference_perturb", None)
     raw = {split: DATASETS[fmt](root, split, classes, **params) for split in splits}
+    if ref:  # missing / size-mismatched references are problems of their image's file
+        raw = {split: attach_references(index, ref, root) for split, index in raw.items()}
     # one class list for every split (the given one, else the union), so that per-class counts stay right
     class_list = list(classes) if classes else union_classes(i.classes for i in raw.values())
     indexes = {s: map_classes(i, class_list) for s, i in raw.items()}
@@ -326,7 +334,8 @@ def check_dataset(
         classes: expected class list (boxes of other classes are ``unknown_class`` errors); None = the union of the
             splits' class lists. Either way every split is counted on that one list, and classes that look like a
             slip (in one split only, or rare) are ``unexpected_class`` warnings (see :mod:`kdinspect.data.classes`).
-        params: extra reader parameters.
+        params: extra reader parameters; ``reference`` (``auto`` or a file) also checks
+            every image's reference (``missing_reference``, ``reference_size_mismatch``; docs/template.md).
         workers: decoding threads (default: CPU count, at most 8).
 
     Returns:

@@ -253,7 +253,8 @@ def collate(samples: list[Sample | SkippedSample | None]) -> Batch:
 
     Skipped samples (``SkippedSample`` or ``None``) are left out and listed in ``Batch.skipped`` (``None`` as
     ``"<unknown>"``). Images are zero-padded bottom/right to the largest size rounded up to a multiple of
-    :data:`PAD_MULTIPLE`; masks and soft labels are padded with 0. An all-skipped batch has (0, 3, 0, 0) images.
+    :data:`PAD_MULTIPLE`; masks, soft labels and reference images (``Batch.references``, when every sample has one)
+    are padded with 0. An all-skipped batch has (0, 3, 0, 0) images.
     """
     kept = [s for s in samples if isinstance(s, Sample)]
     skipped = [s.path if isinstance(s, SkippedSample) else "<unknown>" for s in samples if not isinstance(s, Sample)]
@@ -262,10 +263,15 @@ def collate(samples: list[Sample | SkippedSample | None]) -> Batch:
     h = math.ceil(max(s.image.shape[-2] for s in kept) / PAD_MULTIPLE) * PAD_MULTIPLE
     w = math.ceil(max(s.image.shape[-1] for s in kept) / PAD_MULTIPLE) * PAD_MULTIPLE
     images = torch.stack([_pad_to(s.image, h, w) for s in kept])
+    with_ref = [s.reference is not None for s in kept]
+    if any(with_ref) and not all(with_ref):
+        lacking = [s.meta.path for s in kept if s.reference is None]
+        raise ValueError(f"a batch mixes samples with and without a reference image; without: {lacking[:3]}")
+    references = torch.stack([_pad_to(s.reference, h, w) for s in kept]) if all(with_ref) else None
     targets = []
     for s in kept:
         t = s.target
         if isinstance(t, SegTarget):
             t = SegTarget(_pad_to(t.mask, h, w), None if t.soft is None else _pad_to(t.soft, h, w))
         targets.append(t)
-    return Batch(images, targets, [s.meta for s in kept], skipped)
+    return Batch(images, targets, [s.meta for s in kept], skipped, references)

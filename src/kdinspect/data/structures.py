@@ -37,7 +37,8 @@ class Problem:
             ``zero_area_box``, ``unknown_class``, ``missing_annotation``, ``missing_image``, ``missing_mask``,
             ``missing_soft_label``, ``mask_size_mismatch``, ``size_mismatch``, ``bad_annotation``,
             ``crowd_annotation``, ``missing_split_entry``, ``duplicate_split_entry``, ``mask_values``,
-            ``unexpected_class``; see docs/datasets.md).
+            ``unexpected_class``, ``missing_reference``, ``reference_size_mismatch``; see docs/datasets.md and
+            docs/template.md).
         message: human-readable explanation.
         severity: ``error`` (data is wrong or unusable) or ``warning`` (data was repaired, e.g. a box clipped).
         action: what the reader did about it (``skipped image``, ``box clipped``, ``box rejected`` ...).
@@ -161,11 +162,13 @@ class SegTarget:
 
 @dataclass
 class Sample:
-    """One transformed image. image: (3, H, W) float32 RGB in [0, 1]."""
+    """One transformed image. image: (3, H, W) float32 RGB in [0, 1]; reference: the defect-free reference of the
+    same view (golden board, DeepPCB template), transformed with the same geometry, or None (single-image mode)."""
 
     image: Tensor
     target: DetTarget | SegTarget | None
     meta: ImageMeta
+    reference: Tensor | None = None
 
 
 @dataclass
@@ -177,19 +180,22 @@ class Batch:
         targets: one target per image (None entries for unlabelled images).
         metas: one :class:`ImageMeta` per image.
         skipped: files that could not be loaded and were left out of this batch (reported, never silent).
+        references: (B, 3, H, W) reference images padded like ``images``, or None (single-image mode).
     """
 
     images: Tensor
     targets: list[Any]
     metas: list[ImageMeta]
     skipped: list[str] = field(default_factory=list)
+    references: Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
         targets = [t.to(device) if t is not None else None for t in self.targets]
-        return Batch(self.images.to(device, non_blocking=True), targets, self.metas, self.skipped)
+        refs = None if self.references is None else self.references.to(device, non_blocking=True)
+        return Batch(self.images.to(device, non_blocking=True), targets, self.metas, self.skipped, refs)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

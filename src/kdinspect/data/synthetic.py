@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from kdinspect.data.structures import DatasetIndex
+from kdinspect.data.synthetic_draw import SYNTHETIC_DET_CLASSES, _crack_image, _detection_image
 
 __all__ = [
     "SYNTHETIC_DET_CLASSES",
@@ -37,131 +37,11 @@ __all__ = [
     "read_synthetic_seg",
 ]
 
-SYNTHETIC_DET_CLASSES = ["scratch", "spot", "inclusion", "patch"]
 MARKER = "synthetic.json"
 _SPLIT_CODES = {"train": 0, "val": 1}
 _VERSION = 1
 
 
-# ------------------------------------------------------------------------------------------------------- drawing
-def _steel_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    base = rng.uniform(105, 150)
-    drift = cv2.resize(rng.normal(0, 7, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    streaks = cv2.GaussianBlur(rng.normal(0, 6, (h, 1)).astype(np.float32), (1, 3), 0)
-    grain = rng.normal(0, 4, (h, w)).astype(np.float32)
-    return base + drift + streaks + grain
-
-
-def _draw_defect(cls: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Additive float layer (H, W) holding one defect of class ``cls`` (0 outside the defect)."""
-    layer = np.zeros((h, w), np.float32)
-    s = min(h, w)
-    cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-    if cls == "scratch":
-        length, ang = rng.uniform(0.3, 0.6) * s, rng.uniform(0, np.pi)
-        dx, dy = np.cos(ang) * length / 2, np.sin(ang) * length / 2
-        delta = rng.choice([-1.0, 1.0]) * rng.uniform(55, 80)
-        p1, p2 = (round(cx - dx), round(cy - dy)), (round(cx + dx), round(cy + dy))
-        cv2.line(layer, p1, p2, float(delta), int(rng.integers(1, 3)), cv2.LINE_8)
-    elif cls == "spot":
-        for _ in range(int(rng.integers(1, 5))):
-            c = (round(cx + rng.normal(0, s * 0.04)), round(cy + rng.normal(0, s * 0.04)))
-            cv2.circle(layer, c, int(rng.integers(2, max(3, s // 24))), float(-rng.uniform(60, 85)), -1)
-    elif cls == "inclusion":
-        axes = (round(rng.uniform(0.08, 0.2) * s), int(rng.integers(1, 4)))
-        cv2.ellipse(
-            layer, (round(cx), round(cy)), axes, float(rng.uniform(-10, 10)), 0, 360, float(-rng.uniform(55, 75)), -1
-        )
-    elif cls == "patch":
-        axes = (round(rng.uniform(0.1, 0.22) * s), round(rng.uniform(0.08, 0.18) * s))
-        cv2.ellipse(
-            layer,
-            (round(cx), round(cy)),
-            axes,
-            float(rng.uniform(0, 180)),
-            0,
-            360,
-            float(rng.choice([-1.0, 1.0]) * rng.uniform(28, 40)),
-            -1,
-        )
-        layer = cv2.GaussianBlur(layer, (0, 0), 2.0).astype(np.float32)
-        layer[np.abs(layer) < 3.0] = 0.0
-    else:  # pragma: no cover - internal
-        raise ValueError(cls)
-    return layer
-
-
-def _layer_box(layer: np.ndarray, min_side: int = 4) -> list[float] | None:
-    """Tight box of the non-zero pixels, grown to at least ``min_side`` px per side (thin horizontal or vertical
-    scratches would otherwise get 1-px boxes that vanish when resized)."""
-    ys, xs = np.nonzero(layer)
-    if len(xs) == 0:
-        return None
-    h, w = layer.shape
-    box = []
-    for lo, hi, size in ((int(xs.min()), int(xs.max()) + 1, w), (int(ys.min()), int(ys.max()) + 1, h)):
-        grow = max(0, min_side - (hi - lo))
-        lo, hi = max(0, lo - grow // 2), min(size, hi + grow - grow // 2)
-        box.append((lo, hi))
-    return [float(box[0][0]), float(box[1][0]), float(box[0][1]), float(box[1][1])]
-
-
-def _iou(a: list[float], b: list[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / area if area > 0 else 0.0
-
-
-def _detection_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[list[float]], list[int]]:
-    img = _steel_background(rng, h, w)
-    boxes: list[list[float]] = []
-    labels: list[int] = []
-    for _ in range(int(rng.integers(1, 4))):
-        cls = int(rng.integers(len(SYNTHETIC_DET_CLASSES)))
-        for _try in range(10):
-            layer = _draw_defect(SYNTHETIC_DET_CLASSES[cls], rng, h, w)
-            box = _layer_box(layer)
-            if box is not None and all(_iou(box, b) < 0.05 for b in boxes):
-                img += layer
-                boxes.append(box)
-                labels.append(cls)
-                break
-    return np.clip(img, 0, 255).astype(np.uint8), boxes, labels
-
-
-def _random_walk(rng: np.random.Generator, h: int, w: int, start: np.ndarray, steps: int) -> np.ndarray:
-    ang = rng.uniform(0, 2 * np.pi)
-    pts = [start.copy()]
-    for _ in range(steps):
-        ang += rng.normal(0, 0.35)
-        pts.append(pts[-1] + rng.uniform(2.5, 5.0) * np.array([np.cos(ang), np.sin(ang)]))
-    return np.round(np.array(pts)).astype(np.int32)
-
-
-def _crack_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    base = rng.uniform(110, 150)
-    img = base + cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), 0.8)
-    for _ in range(int(rng.integers(h * w // 400, h * w // 200))):
-        c = (int(rng.integers(w)), int(rng.integers(h)))
-        cv2.circle(img, c, int(rng.integers(1, 3)), float(base + rng.uniform(-30, 30)), -1)
-    mask = np.zeros((h, w), np.uint8)
-    n_cracks = 0 if rng.random() < 0.1 else int(rng.integers(1, 4))
-    for _ in range(n_cracks):
-        pts = _random_walk(rng, h, w, rng.uniform([0, 0], [w, h]), int(rng.integers(20, 60)))
-        thick = int(rng.integers(1, 4))
-        cv2.polylines(mask, [pts], False, 1, thick, cv2.LINE_8)
-        if rng.random() < 0.3:
-            branch = _random_walk(rng, h, w, pts[int(rng.integers(len(pts)))].astype(float), int(rng.integers(8, 25)))
-            cv2.polylines(mask, [branch], False, 1, max(1, thick - 1), cv2.LINE_8)
-    img -= mask * rng.uniform(55, 80)
-    tint = rng.uniform(0.92, 1.05, 3).astype(np.float32)
-    rgb = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
-    return rgb, mask
-
-
-# ------------------------------------------------------------------------------------------------------- writing
 def _save_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
@@ -178,6 +58,13 @@ def _voc_xml(name: str, h: int, w: int, boxes: list[list[float]], labels: list[i
         f"<annotation>\n\t<filename>{name}</filename>\n\t<size>\n\t\t<width>{w}</width>\n"
         f"\t\t<height>{h}</height>\n\t\t<depth>1</depth>\n\t</size>\n{objs}</annotation>\n"
     )
+
+
+def _write_references(out: Path, split: str, refs: list[tuple[str, np.ndarray]], fmt: str) -> None:
+    """Paired mode: the defect-free reference of each image where ``reference: auto`` looks for it."""
+    folder = out / "references" if fmt == "voc" else out / "references" / split
+    for name, ref in refs:
+        _save_png(folder / f"{name}.png", ref)
 
 
 def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) -> None:
@@ -228,7 +115,13 @@ def _write_detection_split(out: Path, split: str, items: list[tuple], fmt: str) 
 
 
 def generate_detection_dataset(
-    out_dir: str | Path, n_train: int = 64, n_val: int = 16, seed: int = 0, imgsz: int = 128, fmt: str = "voc"
+    out_dir: str | Path,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 0,
+    imgsz: int = 128,
+    fmt: str = "voc",
+    paired: bool = False,
 ) -> Path:
     """Write a synthetic steel-defect detection set (splits ``train`` and ``val``).
 
@@ -241,6 +134,9 @@ def generate_detection_dataset(
         fmt: ``voc`` (``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/<split>.txt``), ``coco``
             (``images/<split>/``, ``annotations/<split>.json``) or ``yolo`` (``images/<split>/``, ``labels/<split>/``,
             ``data.yaml``).
+        paired: also write each image's defect-free reference (the same texture before the defects were planted,
+            with its own sensor noise) to ``references/<split>/<name>.png`` (VOC: ``references/<name>.png``), the
+            layout ``data.params.reference: auto`` reads. The images and boxes are the same as without it.
 
     Returns:
         ``out_dir``. Classes: :data:`SYNTHETIC_DET_CLASSES`.
@@ -249,12 +145,18 @@ def generate_detection_dataset(
     if fmt not in ("voc", "coco", "yolo"):
         raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: ['voc', 'coco', 'yolo']")
     for split, n in (("train", n_train), ("val", n_val)):
-        items = []
+        items, refs = [], []
         for i in range(n):
             rng = np.random.default_rng([seed, _SPLIT_CODES[split], i])
-            img, boxes, labels = _detection_image(rng, imgsz, imgsz)
+            bg: list[np.ndarray] = []
+            img, boxes, labels = _detection_image(rng, imgsz, imgsz, bg)
             items.append((f"{split}_{i:04d}", img, boxes, labels))
+            if paired:
+                noise = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1]).normal(0, 2.0, bg[0].shape)
+                refs.append((f"{split}_{i:04d}", np.clip(bg[0] + noise, 0, 255).astype(np.uint8)))
         _write_detection_split(out, split, items, fmt)
+        if paired:
+            _write_references(out, split, refs, fmt)
     return out
 
 
@@ -353,16 +255,19 @@ def read_synthetic_det(
     seed: int = 0,
     imgsz: int = 128,
     fmt: str = "voc",
+    paired: bool = False,
 ) -> DatasetIndex:
     """Reader of ``synthetic-det``: generate the set into ``root`` if needed (see :func:`ensure_synthetic`), then
-    read it with the ``fmt`` reader. Splits: ``train``, ``val``."""
+    read it with the ``fmt`` reader. Splits: ``train``, ``val``. ``paired``: also write the defect-free references
+    (use with ``data.params.reference: auto``)."""
     from kdinspect.data.detection import read_coco, read_yolo
     from kdinspect.data.voc import read_voc
 
     readers = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
     if fmt not in readers:
         raise ValueError(f"unknown synthetic detection format {fmt!r}; valid: {sorted(readers)}")
-    ensure_synthetic(root, "detection", n_train=n_train, n_val=n_val, seed=seed, imgsz=imgsz, fmt=fmt)
+    extra = {"paired": True} if paired else {}  # unpaired sets keep their marker (no regeneration)
+    ensure_synthetic(root, "detection", n_train=n_train, n_val=n_val, seed=seed, imgsz=imgsz, fmt=fmt, **extra)
     return readers[fmt](root, split, classes or list(SYNTHETIC_DET_CLASSES))
 
 

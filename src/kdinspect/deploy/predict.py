@@ -14,7 +14,7 @@ from kdinspect.deploy.imageio import IMAGE_EXTENSIONS, ImageDecodeError, list_im
 from kdinspect.deploy.runtime import OrtModel
 from kdinspect.deploy.stream import render
 
-__all__ = ["VIDEO_EXTENSIONS", "predict_files"]
+__all__ = ["VIDEO_EXTENSIONS", "predict_files", "reference_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,27 @@ def _save(
     return res
 
 
+def reference_for(image: Path, reference: str | Path) -> Path:
+    """The reference image of ``image``: ``reference`` itself when it is a file (one reference for every image),
+    else the file in folder ``reference`` with the image's stem (any image extension; a DeepPCB ``X_test`` image also
+    finds ``X_temp``).
+
+    Raises:
+        FileNotFoundError: naming the image and where its reference was looked for.
+    """
+    ref = Path(reference)
+    if ref.is_file():
+        return ref
+    if not ref.is_dir():
+        raise FileNotFoundError(f"--reference {ref}: no such file or folder")
+    stems = [image.stem] + ([image.stem.removesuffix("_test") + "_temp"] if image.stem.endswith("_test") else [])
+    for stem in stems:
+        for ext in IMAGE_EXTENSIONS:
+            if (ref / f"{stem}{ext}").is_file():
+                return ref / f"{stem}{ext}"
+    raise FileNotFoundError(f"no reference for {image.name} in {ref} (looked for {' / '.join(stems)} + image ext)")
+
+
 def _video_frames(path: Path, stride: int) -> Any:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -73,19 +94,34 @@ def predict_files(
     overlays: bool = True,
     threads: int | None = None,
     video_stride: int = 1,
+    reference: str | Path | None = None,
+    align: str | None = None,
 ) -> list[dict[str, Any]]:
     """Predict every image of ``source`` (file or folder) or every ``video_stride``-th frame of a video file.
 
     Writes ``results.json``, ``overlays/`` and (segmentation) ``masks/`` under ``out_dir``. Unreadable images are
     reported in the results with an ``error`` and do not stop the run.
+
+    A reference-aware model needs ``reference``: one image file for every image (and every video frame), or a folder
+    with one reference per image, same stem (:func:`reference_for`). An image whose reference is missing or
+    unreadable is reported with an ``error``. ``align`` overrides the model's registration method.
     """
-    model = OrtModel(model_path, threads=threads, score_thr=score_thr, mask_thr=mask_thr)
+    model = OrtModel(model_path, threads=threads, score_thr=score_thr, mask_thr=mask_thr, align=align)
+    if model.info.reference and reference is None:
+        raise ValueError(f"{model_path} compares each image with a reference: pass --reference FILE|DIR")
+    if reference is not None and not model.info.reference:
+        raise ValueError(f"{model_path} takes the test image only; --reference is for reference-aware models")
+    if reference is not None and not Path(reference).exists():
+        raise FileNotFoundError(f"--reference {reference}: no such file or folder")
     out = Path(out_dir) if out_dir else None
     src = Path(source)
     results: list[dict[str, Any]] = []
     if src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
+        if reference is not None and not Path(reference).is_file():
+            raise ValueError(f"a video needs one reference image file, got the folder {reference}")
+        line_ref = None if reference is None else read_image(reference)
         for i, frame in _video_frames(src, max(1, video_stride)):
-            res = _save(out, f"{src.stem}_{i:06d}", frame, model.predict(frame), model, overlays)
+            res = _save(out, f"{src.stem}_{i:06d}", frame, model.predict(frame, line_ref), model, overlays)
             results.append({"video": str(src), "frame": i} | res)
     else:
         if src.is_file() and src.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -94,12 +130,17 @@ def predict_files(
             t0 = time.perf_counter()
             try:
                 image = read_image(path)
+                ref = None if reference is None else read_image(reference_for(path, reference))
             except ImageDecodeError as err:
                 logger.warning("skipping %s", err)
                 results.append({"image": str(path), "error": err.reason})
                 continue
+            except FileNotFoundError as err:
+                logger.warning("skipping %s: %s", path, err)
+                results.append({"image": str(path), "error": str(err)})
+                continue
             read_ms = (time.perf_counter() - t0) * 1e3
-            result = model.predict(image)
+            result = model.predict(image, ref)
             results.append({"image": str(path)} | _save(out, path.stem, image, result, model, overlays, read_ms))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kdinspect.deploy.align import ALIGN_METHODS, align_reference
 from kdinspect.deploy.postprocess import DetectionResult, SegmentationResult, host_nms, split_dets, to_input_tensor
 
 __all__ = ["GPU_PROVIDERS", "ModelInfo", "OrtModel", "Result", "default_providers"]
@@ -42,14 +43,19 @@ class ModelInfo:
     iou_thr: float = 0.5
     dynamic_batch: bool = False
     precision: str = "fp32"
+    reference: bool = False
+    align: str = "none"
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _parse_metadata(meta: dict[str, str], input_shape: Sequence[Any], source: str) -> ModelInfo:
-    """ModelInfo from ``kdinspect.*`` metadata and the ``images`` input shape."""
+def _parse_metadata(
+    meta: dict[str, str], input_shape: Sequence[Any], source: str, input_names: Sequence[str] = ("images",)
+) -> ModelInfo:
+    """ModelInfo from ``kdinspect.*`` metadata, the ``images`` input shape and the graph's input names (a
+    reference-aware detector has a second input ``references``)."""
     missing = [k for k in ("kdinspect.task", "kdinspect.input_size") if k not in meta]
     if missing:
         raise ValueError(
@@ -60,7 +66,10 @@ def _parse_metadata(meta: dict[str, str], input_shape: Sequence[Any], source: st
     if task not in ("detection", "segmentation"):
         raise ValueError(f"{source}: kdinspect.task {task!r} not in ['detection', 'segmentation']")
     h, w = json.loads(meta["kdinspect.input_size"])
-    known = {"task", "classes", "input_size", "model", "version", "nms", "score_thr", "iou_thr", "precision"}
+    known = {"task", "classes", "input_size", "model", "version", "nms", "score_thr", "iou_thr", "precision", "align"}
+    align = meta.get("kdinspect.align", "none")
+    if align not in ALIGN_METHODS:
+        raise ValueError(f"{source}: kdinspect.align {align!r} not in {list(ALIGN_METHODS)}")
     return ModelInfo(
         task=task,
         classes=list(json.loads(meta.get("kdinspect.classes", "[]"))),
@@ -72,6 +81,8 @@ def _parse_metadata(meta: dict[str, str], input_shape: Sequence[Any], source: st
         iou_thr=float(meta.get("kdinspect.iou_thr", 0.5)),
         dynamic_batch=not isinstance(input_shape[0], int),
         precision=meta.get("kdinspect.precision", "fp32"),
+        reference="references" in input_names,
+        align=align,
         extra={k: v for k, v in meta.items() if k.removeprefix("kdinspect.") not in known},
     )
 
@@ -106,11 +117,13 @@ class _OrtBackend:
         self.providers = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_shape = list(inp.shape)
+        self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(None, {"images": batch})))
+    def run(self, batch: np.ndarray, references: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        feed = {"images": batch} if references is None else {"images": batch, "references": references}
+        return dict(zip(self.output_names, self.session.run(None, feed)))
 
 
 class _OpenVINOBackend:
@@ -130,6 +143,7 @@ class _OpenVINOBackend:
         self.compiled = core.compile_model(model, "CPU", config)
         self.providers = [f"OpenVINO CPU ({precision})"]
         self.input_shape = [d.get_length() if d.is_static else "batch" for d in model.inputs[0].get_partial_shape()]
+        self.input_names = [i.get_any_name() for i in model.inputs]
         self.output_names = [o.get_any_name() for o in model.outputs]
         meta_path = path.with_suffix(".meta.json")
         if not meta_path.is_file():
@@ -137,8 +151,8 @@ class _OpenVINOBackend:
         self.metadata = json.loads(meta_path.read_text())
         self.request = self.compiled.create_infer_request()
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        res = self.request.infer({0: batch})
+    def run(self, batch: np.ndarray, references: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        res = self.request.infer({0: batch} if references is None else {0: batch, 1: references})
         return {name: np.asarray(res[out]) for name, out in zip(self.output_names, self.compiled.outputs)}
 
 
@@ -155,6 +169,12 @@ class OrtModel:
         max_det: most detections kept per image with host NMS.
         ov_precision: OpenVINO IR only: ``f32`` (default, matches the export) or ``bf16`` (faster on CPUs with
             bf16 units, less exact; OpenVINO's own default there).
+        align: reference-aware models only: registration of each reference onto its image before the graph
+            (``none``/``ecc``/``orb``, see :mod:`kdinspect.deploy.align`); None = the model's ``kdinspect.align``
+            metadata (what the training data used).
+
+    A reference-aware model (``info.reference``: inputs ``images`` and ``references``) needs one reference image
+    per input image: ``predict(image, reference)``; a single-image model rejects a reference.
 
     Example:
         >>> model = OrtModel("best.onnx", threads=2)
@@ -171,6 +191,7 @@ class OrtModel:
         mask_thr: float = 0.5,
         max_det: int = 300,
         ov_precision: str = "f32",
+        align: str | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -181,7 +202,12 @@ class OrtModel:
             self.backend = _OrtBackend(self.path, threads, providers)
         else:
             raise ValueError(f"{self.path}: unsupported model file; valid: .onnx, .xml (OpenVINO IR)")
-        self.info = _parse_metadata(self.backend.metadata, self.backend.input_shape, str(self.path))
+        self.info = _parse_metadata(
+            self.backend.metadata, self.backend.input_shape, str(self.path), self.backend.input_names
+        )
+        if align is not None and align not in ALIGN_METHODS:
+            raise ValueError(f"align {align!r} not in {list(ALIGN_METHODS)}")
+        self.align = self.info.align if align is None else align
         self.score_thr = max(DEFAULT_SCORE_THR, self.info.score_thr) if score_thr is None else score_thr
         self.mask_thr = mask_thr
         self.max_det = max_det
@@ -198,24 +224,46 @@ class OrtModel:
     def providers(self) -> list[str]:
         return list(self.backend.providers)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw graph outputs for a float32 (B, 3, H, W) batch in [0, 1]."""
-        return self.backend.run(np.ascontiguousarray(batch, np.float32))
+    def run(self, batch: np.ndarray, references: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Raw graph outputs for a float32 (B, 3, H, W) batch in [0, 1] (and its references, same shape)."""
+        if self.info.reference != (references is not None):
+            raise ValueError(self._reference_error())
+        refs = None if references is None else np.ascontiguousarray(references, np.float32)
+        return self.backend.run(np.ascontiguousarray(batch, np.float32), refs)
 
-    def predict(self, image: np.ndarray) -> Result:
-        """Predict one (H, W, 3) uint8 RGB image."""
-        return self.predict_batch([image])[0]
+    def _reference_error(self) -> str:
+        if self.info.reference:
+            return f"{self.path}: this model compares each image with a reference image: pass reference(s)"
+        return f"{self.path}: this model takes the test image only; a reference image was given"
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Result]:
+    def predict(self, image: np.ndarray, reference: np.ndarray | None = None) -> Result:
+        """Predict one (H, W, 3) uint8 RGB image (with its (h, w, 3) uint8 RGB reference for a reference-aware
+        model; resized to the image and registered with ``align``)."""
+        return self.predict_batch([image], None if reference is None else [reference])[0]
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray], references: Sequence[np.ndarray] | None = None
+    ) -> list[Result]:
         """Predict a list of (H, W, 3) uint8 RGB images (one graph call when the batch axis is dynamic)."""
         if not images:
             return []
+        if self.info.reference != (references is not None):
+            raise ValueError(self._reference_error())
+        if references is not None and len(references) != len(images):
+            raise ValueError(f"{len(images)} images but {len(references)} references")
         if not self.info.dynamic_batch and len(images) > 1:
-            return [r for img in images for r in self.predict_batch([img])]
+            refs = references or [None] * len(images)
+            return [
+                r for img, ref in zip(images, refs) for r in self.predict_batch([img], None if ref is None else [ref])
+            ]
         t0 = time.perf_counter()
         batch = to_input_tensor(images, self.info.input_size)
+        ref_batch = None
+        if references is not None:
+            aligned = [align_reference(img, ref, self.align) for img, ref in zip(images, references)]
+            ref_batch = to_input_tensor(aligned, self.info.input_size)
         t1 = time.perf_counter()
-        outputs = self.run(batch)
+        outputs = self.run(batch, ref_batch)
         t2 = time.perf_counter()
         sizes = [img.shape[:2] for img in images]
         results = self._postprocess(outputs, sizes)

@@ -19,6 +19,7 @@ from kdinspect.data.structures import Batch
 from kdinspect.distill.distiller import Distiller
 from kdinspect.losses.gfl import ld_kl_loss
 from kdinspect.models.gfl import GFL
+from kdinspect.models.pair import reference_kwargs
 from kdinspect.tasks.base import Task
 
 __all__ = ["LD_NORMS", "HSDDistiller", "build_hsd_ld"]
@@ -65,11 +66,12 @@ class HSDDistiller(Distiller):
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         """Student FC/FR/FD losses + the weighted LD term; keys ``student.*``, ``distill.loss_ld`` and ``loss``."""
         model: GFL = self.student.model
-        out_s = model.forward_raw(batch.images)
+        out_s = model.forward_raw(batch.images, **reference_kwargs(model, batch))
         assignment = model.assign(out_s, batch.targets)
         losses = model.compute_loss(out_s, assignment)
         with torch.no_grad():
-            out_t = self.teacher.forward_raw(batch.images)
+            # a reference-aware teacher sees the pair too; a single-image teacher the image alone
+            out_t = self.teacher.forward_raw(batch.images, **reference_kwargs(self.teacher, batch, strict=False))
         if out_t.reg.shape != out_s.reg.shape:
             raise ValueError(
                 f"teacher outputs {tuple(out_t.reg.shape)} do not line up with the student's {tuple(out_s.reg.shape)}"

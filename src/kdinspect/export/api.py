@@ -80,12 +80,36 @@ def _input_size(cfg: Any, kind: str, imgsz: tuple[int, int] | None, samples: lis
     return padded
 
 
-def _inputs(samples: list[Any], size: tuple[int, int], n: int) -> list[np.ndarray]:
-    """(1, 3, H, W) float32 runtime inputs made from the original files, as the deployed runtime makes them."""
+def _inputs(samples: list[Any], size: tuple[int, int], n: int, align: str | None = None) -> list[Any]:
+    """(1, 3, H, W) float32 runtime inputs made from the original files, as the deployed runtime makes them; with
+    ``align`` (a reference-aware model) ``(image, reference)`` tuples, the reference registered like the runtime
+    does it."""
+    from kdinspect.deploy.align import align_reference
     from kdinspect.deploy.imageio import read_image
     from kdinspect.deploy.postprocess import to_input_tensor
 
-    return [to_input_tensor([read_image(s.meta.path)], size) for s in samples[:n]]
+    out: list[Any] = []
+    for s in samples[:n]:
+        image = read_image(s.meta.path)
+        x = to_input_tensor([image], size)
+        if align is None:
+            out.append(x)
+            continue
+        ref = align_reference(image, read_image(s.meta.extra["reference"]), align, s.meta.path)
+        out.append((x, to_input_tensor([ref], size)))
+    return out
+
+
+def _tensors(inputs: list[Any]) -> list[Any]:
+    return [tuple(torch.from_numpy(a) for a in x) if isinstance(x, tuple) else torch.from_numpy(x) for x in inputs]
+
+
+def _batch2(inputs: list[Any]) -> list[Any]:
+    """One batch of two inputs (repeating the first when there is only one)."""
+    pair = (inputs * 2)[:2]
+    if isinstance(pair[0], tuple):
+        return [tuple(np.concatenate([p[k] for p in pair]) for k in range(len(pair[0])))]
+    return [np.concatenate(pair)]
 
 
 def _parity(
@@ -93,7 +117,7 @@ def _parity(
 ) -> None:
     """Store the parity report of ``path`` under ``report[key]`` (so it is saved), then raise if it failed."""
     module = inference_module(loaded.model, loaded.kind, nms)
-    report[key] = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], atol=atol, raise_on_fail=False)
+    report[key] = compare_outputs(module, path, _tensors(inputs), atol=atol, raise_on_fail=False)
     if bad := parity_failures(report[key], atol):
         raise ExportCheckError(f"{path}: runtime outputs differ from PyTorch beyond atol={atol}: {bad}")
 
@@ -196,8 +220,20 @@ def export_checkpoint(
     requested = parse_imgsz(imgsz) if not isinstance(imgsz, tuple) else imgsz
     size = _input_size(loaded.cfg, loaded.kind, requested, samples)
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
-    export_onnx(loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms)
-    inputs = _inputs(samples, size, max(verify_images, 1))
+    from kdinspect.models.pair import takes_reference
+
+    pair = takes_reference(loaded.model)
+    align = str(loaded.cfg.data.params.get("align", "none")) if pair else None
+    if pair and (int8 or openvino):
+        raise ValueError(
+            "INT8 and OpenVINO export of a reference-aware (two-input) model are not supported yet; export the "
+            "FP32 ONNX graph (docs/template.md)"
+        )
+    meta = {"kdinspect.align": align} if pair else None
+    export_onnx(
+        loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms, meta
+    )
+    inputs = _inputs(samples, size, max(verify_images, 1), align)
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "onnx": str(out),
@@ -216,7 +252,7 @@ def export_checkpoint(
     try:
         _parity(loaded, out, inputs, nms, atol, report, "parity")
         if dynamic:
-            _parity(loaded, out, [np.concatenate(inputs[:2] * 2)[:2]], nms, atol, report, "parity_batch2")
+            _parity(loaded, out, _batch2(inputs), nms, atol, report, "parity_batch2")
         if openvino:
             from kdinspect.export.openvino import export_openvino
 

@@ -123,8 +123,10 @@ def metric_check(
     for sample in samples:
         preds["pytorch"].append(_torch_pred(loaded, task, sample))
         image = read_image(sample.meta.path)
+        ref_path = sample.meta.extra.get("reference") if sample.reference is not None else None
+        reference = None if ref_path is None else read_image(ref_path)  # the runtime registers it itself
         for name, rt in runtimes.items():
-            preds[name].append(_runtime_pred(loaded.kind, rt.predict(image), sample))
+            preds[name].append(_runtime_pred(loaded.kind, rt.predict(image, reference), sample))
     metric = "mAP50" if loaded.kind == "detection" else "f1"
     details = {name: _score(loaded.kind, p, samples, loaded.classes) for name, p in preds.items()}
     report: dict[str, Any] = {"metric": metric, "images": len(samples)}

@@ -58,6 +58,9 @@ def export_onnx(
 ) -> Path:
     """Write ``path`` (.onnx) with input ``images`` and the wrapper's NamedTuple fields as output names.
 
+    A wrapper with ``input_names`` (the reference-aware detectors: ``("images", "references")``) gets one input per
+    name, each float32 ``(B, 3, H, W)`` RGB in [0, 1].
+
     Args:
         model: trained model (eval mode is set here).
         path: output file.
@@ -87,20 +90,21 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = inference_module(model.eval(), kind, nms)
-    dummy = torch.rand(1, 3, *input_size)
+    input_names = list(getattr(module, "input_names", ("images",)))
+    dummies = tuple(torch.rand(1, 3, *input_size) for _ in input_names)
     with torch.no_grad():
-        out = module(dummy)
+        out = module(*dummies)
     names = list(getattr(out, "_fields", ())) or ["output"]
-    dynamic_axes = {n: {0: "batch"} for n in ["images", *names]} if dynamic else None
+    dynamic_axes = {n: {0: "batch"} for n in [*input_names, *names]} if dynamic else None
     if dynamic and kind == "detection" and nms:
-        dynamic_axes = {"images": {0: "batch"}}
+        dynamic_axes = {n: {0: "batch"} for n in input_names}
     tmp = path.with_suffix(".onnx.tmp")
     try:
         torch.onnx.export(
             module,
-            (dummy,),
+            dummies,
             str(tmp),
-            input_names=["images"],
+            input_names=input_names,
             output_names=names,
             opset_version=opset,
             dynamic_axes=dynamic_axes,

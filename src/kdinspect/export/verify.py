@@ -22,12 +22,14 @@ class ExportMismatchError(RuntimeError):
 def compare_outputs(
     module: nn.Module,
     model_path: str | Path,
-    images: Sequence[torch.Tensor],
+    images: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],
     atol: float = 1e-3,
     threads: int = 1,
     raise_on_fail: bool = True,
 ) -> dict[str, float]:
     """Run the eager export wrapper and the exported model on each (B, 3, H, W) input; report the differences.
+
+    An input may be a tuple of tensors, one per graph input (``images``, ``references``) of a two-input graph.
 
     ``model_path`` is an ``.onnx`` file (ONNX Runtime, CPU) or an OpenVINO ``.xml``. Returns
     ``max_abs_diff_<output>`` and ``mismatch_<output>``: for ``dets``, the detections without a partner (see
@@ -38,10 +40,11 @@ def compare_outputs(
     mismatch: dict[str, int] = {}
     module.eval()
     for img in images:
+        args = tuple(img) if isinstance(img, tuple | list) else (img,)
         with torch.no_grad():
-            ref = module(img)
+            ref = module(*args)
         ref_t = list(ref) if isinstance(ref, tuple) else [ref]
-        got = run(img.numpy().astype(np.float32))
+        got = run(*(a.numpy().astype(np.float32) for a in args))
         for (name, g), r in zip(got.items(), ref_t):
             r = r.detach().cpu().numpy()
             worst.setdefault(name, 0.0)
@@ -114,11 +117,12 @@ def _runner(path: Path, threads: int):
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
         compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         names = [o.get_any_name() for o in compiled.outputs]
-        return lambda x: {n: np.asarray(v) for n, v in zip(names, compiled(x).values())}
+        return lambda *xs: {n: np.asarray(v) for n, v in zip(names, compiled(list(xs)).values())}
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return lambda x: dict(zip(names, sess.run(None, {"images": x})))
+    inputs = [i.name for i in sess.get_inputs()]
+    return lambda *xs: dict(zip(names, sess.run(None, dict(zip(inputs, xs)))))

@@ -10,6 +10,7 @@ from torch import nn
 from kdinspect.models.faster_rcnn import build_faster_rcnn
 from kdinspect.models.hsd import hsd_student, hsd_teacher
 from kdinspect.models.mcff import mcff_student, mcff_student_dw, mcff_student_lite, mcff_teacher
+from kdinspect.models.pair import hsd_student_ref, hsd_teacher_ref
 from kdinspect.models.registry import ModelSpec, check_params
 from kdinspect.models.smp_peer import SMPSegmenter
 from kdinspect.models.unet import UNet
@@ -19,6 +20,12 @@ __all__ = ["MODELS", "ModelSpec", "build_model"]
 MODELS: dict[str, ModelSpec] = {
     "hsd_teacher": ModelSpec(hsd_teacher, "detection", "hsd_ld", "HSD teacher: GFL, backbone + FPN (3x3) + HKH head"),
     "hsd_student": ModelSpec(hsd_student, "detection", "hsd_ld", "HSD student: GFL, backbone + HKN + HKH head"),
+    "hsd_teacher_ref": ModelSpec(
+        hsd_teacher_ref, "detection", "hsd_ld", "HSD teacher with a reference input (image + template; fusion)"
+    ),
+    "hsd_student_ref": ModelSpec(
+        hsd_student_ref, "detection", "hsd_ld", "HSD student with a reference input (image + template; fusion)"
+    ),
     "mcff_teacher": ModelSpec(mcff_teacher, "segmentation", "mcff_kd", "MCFF-L Net teacher (d=64, 8 blocks, 32.9M)"),
     "mcff_student": ModelSpec(mcff_student, "segmentation", "mcff_kd", "MCFF-L Net student MCL (d=16, 1.18M)"),
     "mcff_student_dw": ModelSpec(mcff_student_dw, "segmentation", "mcff_kd", "MCFF-L student MCLD (depthwise, 0.41M)"),

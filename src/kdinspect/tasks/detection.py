@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from kdinspect.data.structures import Batch
+from kdinspect.models.pair import reference_kwargs
 from kdinspect.tasks.base import Detections, Task
 
 __all__ = ["DetectionTask", "rescale_detections"]
@@ -29,7 +30,8 @@ def rescale_detections(dets: Detections, scale: tuple[float, float], orig_size: 
 
 class DetectionTask(Task):
     """Wraps a detector whose train-mode ``forward(images, targets)`` returns weighted losses and whose eval-mode
-    ``forward(images)`` returns ``list[Detections]`` in input pixels."""
+    ``forward(images)`` returns ``list[Detections]`` in input pixels. A reference-aware detector (``takes_reference``)
+    also gets ``references=batch.references`` (docs/template.md)."""
 
     kind = "detection"
 
@@ -37,13 +39,13 @@ class DetectionTask(Task):
         super().__init__(model, classes)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
-        losses = self.model(batch.images, batch.targets)
+        losses = self.model(batch.images, batch.targets, **reference_kwargs(self.model, batch))
         return {"loss": sum(losses.values()), **losses}
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> list[Detections]:
         was_training = self.model.training
         self.model.eval()
-        dets = self.model(batch.images)
+        dets = self.model(batch.images, **reference_kwargs(self.model, batch))
         self.model.train(was_training)
         return [rescale_detections(d, m.scale, m.orig_size) for d, m in zip(dets, batch.metas)]
