@@ -218,14 +218,20 @@ class GFL(nn.Module):
 
     def forward(self, images: Tensor, targets: list[DetTarget] | None = None) -> dict[str, Tensor] | list[Detections]:
         """Train mode: weighted loss dict (needs ``targets``); eval mode: ``list[Detections]`` in input pixels."""
-        outputs = self.forward_raw(images)
+        return self.losses_or_detections(self.forward_raw(images), targets, images.shape[0])
+
+    def losses_or_detections(
+        self, outputs: GFLOutputs, targets: list[DetTarget] | None, batch: int
+    ) -> dict[str, Tensor] | list[Detections]:
+        """What ``forward`` returns for raw head outputs: the weighted losses in train mode, else the detections of
+        each of the ``batch`` images (shared by every GFL variant whatever its inputs)."""
         if self.training:
             if targets is None:
                 raise ValueError("GFL in train mode needs targets; call .eval() for inference")
             return self.compute_loss(outputs, self.assign(outputs, targets))
         dets = self.postprocess(outputs)
         b = dets[:, 0].long()
-        return [Detections(dets[b == i, 1:5], dets[b == i, 5], dets[b == i, 6].long()) for i in range(images.shape[0])]
+        return [Detections(dets[b == i, 1:5], dets[b == i, 5], dets[b == i, 6].long()) for i in range(batch)]
 
     def inference_module(self, nms: bool = True) -> GFLInference:
         """Export wrapper (ONNX contract): ``images -> DetsOutput(dets)`` or ``RawOutput(boxes, scores)``."""

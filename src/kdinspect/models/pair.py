@@ -168,14 +168,7 @@ class PairGFL(GFL):
         self, images: Tensor, targets: list[DetTarget] | None = None, references: Tensor | None = None
     ) -> dict[str, Tensor] | list[Detections]:
         """Train mode: weighted loss dict (needs ``targets``); eval mode: ``list[Detections]`` in input pixels."""
-        outputs = self.forward_raw(images, references)
-        if self.training:
-            if targets is None:
-                raise ValueError("GFL in train mode needs targets; call .eval() for inference")
-            return self.compute_loss(outputs, self.assign(outputs, targets))
-        dets = self.postprocess(outputs)
-        b = dets[:, 0].long()
-        return [Detections(dets[b == i, 1:5], dets[b == i, 5], dets[b == i, 6].long()) for i in range(images.shape[0])]
+        return self.losses_or_detections(self.forward_raw(images, references), targets, images.shape[0])
 
     def inference_module(self, nms: bool = True) -> PairGFLInference:
         """Export wrapper: ``(images, references) -> DetsOutput(dets)`` or ``RawOutput(boxes, scores)``."""
