@@ -194,11 +194,12 @@ def train(
         kdinspect.train("configs/demo/seg_unet.yaml", epochs=3, train__name="try1")
 
     Writes the run folder ``cfg.train.out_dir/cfg.train.name`` (config, checkpoints, CSV logs, curves, final
-    evaluation of the best checkpoint under ``eval/``). Under ``torchrun`` it trains with DDP. With
-    ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode; settings that
-    differ from the checkpoint's are refused (:class:`~kdinspect.engine.resume.ResumeConfigError`) unless
-    ``allow_change``, which records them in ``resume_changes.json``. Stale temporary files of a killed write are
-    removed on resume.
+    evaluation of the best checkpoint under ``eval/``); when that folder already holds a run, the next free
+    ``name-2``, ``name-3``, ... unless ``train.resume`` or ``train.exist_ok``. Under ``torchrun`` it trains with
+    DDP. With ``cfg.train.resume`` it continues from ``last.safetensors``, bit-exactly in deterministic mode;
+    settings that differ from the checkpoint's are refused (:class:`~kdinspect.engine.resume.ResumeConfigError`)
+    unless ``allow_change``, which records them in ``resume_changes.json``. Stale temporary files of a killed write
+    are removed on resume.
     """
     t0 = time.perf_counter()
     cfg = resolve_config(cfg, list(overrides), **fields)
