@@ -233,6 +233,16 @@ class GFL(nn.Module):
         b = dets[:, 0].long()
         return [Detections(dets[b == i, 1:5], dets[b == i, 5], dets[b == i, 6].long()) for i in range(batch)]
 
+    def graph_outputs(self, outputs: GFLOutputs, nms: bool) -> DetsOutput | RawOutput:
+        """The exported graph's outputs (ONNX contract): detections after NMS, or every anchor's boxes and class
+        scores for NMS on the host."""
+        if nms:
+            return DetsOutput(self.postprocess(outputs))
+        anchors, strides, _ = self.anchors(outputs)
+        centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+        boxes = decode_boxes(outputs.reg, centres, strides, self.reg_max, outputs.image_size)
+        return RawOutput(boxes, outputs.cls.sigmoid())
+
     def inference_module(self, nms: bool = True) -> GFLInference:
         """Export wrapper (ONNX contract): ``images -> DetsOutput(dets)`` or ``RawOutput(boxes, scores)``."""
         return GFLInference(self, nms)
@@ -249,9 +259,4 @@ class GFLInference(nn.Module):
     def forward(self, images: Tensor) -> DetsOutput | RawOutput:
         m = self.model
         outputs = m.forward_raw(images)
-        if self.nms:
-            return DetsOutput(m.postprocess(outputs))
-        anchors, strides, _ = m.anchors(outputs)
-        centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-        boxes = decode_boxes(outputs.reg, centres, strides, m.reg_max, outputs.image_size)
-        return RawOutput(boxes, outputs.cls.sigmoid())
+        return m.graph_outputs(outputs, self.nms)

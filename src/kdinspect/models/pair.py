@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from kdinspect.data.structures import Detections, DetTarget
 from kdinspect.models.gfl import GFL, DetsOutput, GFLOutputs, RawOutput
-from kdinspect.models.heads.gfl_decode import decode_boxes, flatten_levels
+from kdinspect.models.heads.gfl_decode import flatten_levels
 
 __all__ = [
     "FUSIONS",
@@ -188,12 +188,7 @@ class PairGFLInference(nn.Module):
     def forward(self, images: Tensor, references: Tensor) -> DetsOutput | RawOutput:
         m = self.model
         outputs = m.forward_raw(images, references)
-        if self.nms:
-            return DetsOutput(m.postprocess(outputs))
-        anchors, strides, _ = m.anchors(outputs)
-        centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-        boxes = decode_boxes(outputs.reg, centres, strides, m.reg_max, outputs.image_size)
-        return RawOutput(boxes, outputs.cls.sigmoid())
+        return m.graph_outputs(outputs, self.nms)
 
 
 _GFL_ATTRS = (
