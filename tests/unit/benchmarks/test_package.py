@@ -15,7 +15,7 @@ from tests.helpers.runs import subprocess_env
 
 SOURCES = sorted((REPO / "benchmarks").rglob("*.py"))
 MAINS = ("data_pipeline", "deploy", "deploy_seg_peer", "dkan", "dkan_profile", "dkan_switch", "hsd", "hsd_yolo",
-         "mcff", "mcff_devdata", "mcff_measure", "readme_tables")  # fmt: skip
+         "mcff", "mcff_devdata", "mcff_measure", "readme_tables", "template_deeppcb")  # fmt: skip
 
 
 def _uses(pattern: str) -> list[str]:

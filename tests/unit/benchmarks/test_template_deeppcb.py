@@ -1,0 +1,31 @@
+"""benchmarks.template_deeppcb: the job list (teacher before the students it teaches) and the honest training wall
+time of a job that was interrupted and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks import template_deeppcb as tb
+
+
+def test_jobs_order_and_one_teacher_per_input() -> None:
+    args = tb.parse_args(["--seeds", "0", "1"])
+    ids = [tb.job_id(*j) for j in tb.jobs(args)]
+    assert ids[:5] == ["pair_student_s0", "pair_student_s1", "pair_teacher_s0", "pair_student_kd_s0",
+                       "pair_student_kd_s1"]  # fmt: skip
+    assert [i for i in ids if "teacher" in i] == ["pair_teacher_s0", "image_teacher_s0"]
+    assert tb.parse_args(["--inputs", "image"]).inputs == ["image"]
+
+
+def test_interrupted_attempt_counts_until_its_last_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "job"
+    assert tb._attempts_wall(out, 1000.0) == 0.0  # first attempt: nothing before it
+    (out / "last.safetensors").write_bytes(b"x")
+    os.utime(out / "last.safetensors", (1600.0, 1600.0))  # killed after its checkpoint at t=1600
+    assert tb._attempts_wall(out, 5000.0) == 600.0  # the idle gap before the restart does not count
+    attempts = json.loads((out / "attempts.json").read_text())
+    assert attempts == [{"start": 1000.0, "end": 1600.0}, {"start": 5000.0, "end": None}]
+    os.utime(out / "last.safetensors", (5300.0, 5300.0))
+    assert tb._attempts_wall(out, 9000.0) == 900.0  # both interrupted attempts
