@@ -5,7 +5,7 @@ row, and a robustness check of the reference-aware students with the templates m
 evaluated with and without registration.
 
     python -m benchmarks.template_deeppcb                      # every job, then latency + robustness, then the report
-    python -m benchmarks.template_deeppcb --epochs 24 --inputs pair   # the pair rows only
+    python -m benchmarks.template_deeppcb --inputs pair --workers 2   # the pair rows only, two jobs at once
     python -m benchmarks.template_deeppcb --report             # re-aggregate finished jobs only
 
 Jobs run as ``python -m benchmarks.template_deeppcb --job ID`` behind ``--launcher`` (``tools/cpu-slot``: 1 torch
@@ -61,11 +61,11 @@ def job_id(inp: str, role: str, seed: int) -> str:
 
 
 def jobs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
-    """(input, role, seed) in launch order: per input the student first (no teacher needed), the teacher, then the
-    distilled students; every seed of a role after its first."""
+    """(input, role, seed) in launch order: the undistilled students of both inputs first (no teacher needed; the
+    image-vs-pair comparison), then the teachers, then the distilled students."""
     out = []
-    for inp in args.inputs:
-        for role in ROLES:
+    for role in ROLES:
+        for inp in args.inputs:
             out += [(inp, role, s) for s in (args.seeds[:1] if role == "teacher" else args.seeds)]
     return out
 
@@ -329,7 +329,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog=f"python -m benchmarks.{NAME}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--inputs", nargs="+", choices=INPUTS, default=list(INPUTS))

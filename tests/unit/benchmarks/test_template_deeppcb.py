@@ -13,8 +13,9 @@ from benchmarks import template_deeppcb as tb
 def test_jobs_order_and_one_teacher_per_input() -> None:
     args = tb.parse_args(["--seeds", "0", "1"])
     ids = [tb.job_id(*j) for j in tb.jobs(args)]
-    assert ids[:5] == ["pair_student_s0", "pair_student_s1", "pair_teacher_s0", "pair_student_kd_s0",
-                       "pair_student_kd_s1"]  # fmt: skip
+    assert ids[:6] == ["pair_student_s0", "pair_student_s1", "image_student_s0", "image_student_s1",
+                       "pair_teacher_s0", "image_teacher_s0"]  # fmt: skip
+    assert ids[6:] == ["pair_student_kd_s0", "pair_student_kd_s1", "image_student_kd_s0", "image_student_kd_s1"]
     assert [i for i in ids if "teacher" in i] == ["pair_teacher_s0", "image_teacher_s0"]
     assert tb.parse_args(["--inputs", "image"]).inputs == ["image"]
 
