@@ -383,12 +383,12 @@ def evaluate(
     )
     loader = build_loader(ds, batch_size or cfg.train.batch_size, False, cfg.train.seed, cfg.data.workers)
     task = _task_from_loaded(loaded)
-    metrics = evaluate_task(task, loader, out_dir=out_dir, device=device)
+    metrics = evaluate_task(task, loader, out_dir=out_dir, device=device, mask_thr=loaded.mask_thr)
     logger.info(
         "%s on %s/%s: %s",
         Path(checkpoint).name,
         cfg.data.format,
         getattr(cfg.data, split),
-        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("main", "mAP", "mAP50", "f1", "iou")),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("main", "mAP", "mAP50", "f1", "iou", "f1_thr")),
     )
     return metrics

@@ -3,8 +3,9 @@
 The setting is one where a teacher knows something the student's labels lack: the teacher (U-Net width 16) trains on
 completely annotated crack masks; the two students (width 4, 1/16 of the parameters) train on the same images with
 incomplete masks that keep the cracks of only ``label_keep`` of the 8x8 tiles (an annotator who missed most of each
-crack). One student learns from those masks alone, the other also from the teacher's pixel maps (``pixel_kd``). All
-three are evaluated on the same completely annotated validation images.
+crack). One student learns from those masks alone, the other also from the teacher's pixel maps (``pixel_kd``). Each
+model's threshold is chosen on the completely annotated validation images (their ODS threshold, stored with the
+model, as every segmentation run does); all three are then evaluated on the same held-out test images.
 
 Everything is generated locally (deterministic by seed), so the demo needs no download and no dataset.
 """
@@ -23,9 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from kdinspect.api import train
+from kdinspect.api import evaluate, train
 from kdinspect.config import RunConfig, apply_overrides
 from kdinspect.deploy.draw import overlay_mask
+from kdinspect.deploy.runtime import stored_or_default
 from kdinspect.engine.checkpoint import load_model
 from kdinspect.engine.resume import ResumeConfigError
 from kdinspect.engine.trainer import Callback, Trainer
@@ -38,6 +40,8 @@ IMAGE_SIZE = (96, 128)
 LATENCY_RUNS = 50
 LATENCY_THREADS = 1
 OVERLAYS = 3
+TEST_IMAGES = 32  # held-out test images (complete masks) the report's metrics are measured on
+TEST_SEED_OFFSET = 1000  # their generator seed: the run's seed + this (other images than train and validation)
 KD_PARAMS = ["distill.method=pixel_kd", "distill.params.temperature=2.0", "distill.params.weight=5.0"]
 
 # (row name, model overrides, complete labels?, distil from the teacher?)
@@ -116,8 +120,22 @@ def _probability(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
         return model(x).prob[0, 0].numpy()
 
 
-def _write_overlays(out: Path, data_root: Path, models: dict[str, torch.nn.Module]) -> list[Path]:
-    """Per validation image: the ground truth (green), then each model's pixels >= 0.5 (red), side by side."""
+def _test_overrides(out: Path, seed: int) -> list[str]:
+    """The held-out test set: the same generator with another seed (images no model saw, neither in training nor
+    when its threshold was chosen on the validation split), complete masks."""
+    return [
+        f"data.root={out / 'data-test'}",
+        f"data.params.seed={seed + TEST_SEED_OFFSET}",
+        "data.params.n_train=1",
+        f"data.params.n_val={TEST_IMAGES}",
+        "data.params.label_keep=1.0",
+    ]
+
+
+def _write_overlays(
+    out: Path, data_root: Path, models: dict[str, torch.nn.Module], thresholds: dict[str, float]
+) -> list[Path]:
+    """Per test image: the ground truth (green), then each model's pixels at or above its stored threshold (red)."""
     paths = []
     folder = out / "overlays"
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,26 +143,28 @@ def _write_overlays(out: Path, data_root: Path, models: dict[str, torch.nn.Modul
         image = np.asarray(Image.open(img_path).convert("RGB"))
         mask = np.asarray(Image.open(data_root / "masks" / "val" / img_path.name)) > 0
         tiles = [overlay_mask(image, mask.astype(np.float32), color=(0, 200, 0))]
-        tiles += [overlay_mask(image, _probability(m, image)) for m in models.values()]
+        tiles += [overlay_mask(image, _probability(m, image), thresholds[name]) for name, m in models.items()]
         gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
         row = np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
         path = folder / img_path.name
         Image.fromarray(row).save(path)
         paths.append(path)
     (folder / "README.txt").write_text(
-        "Each image, left to right: ground truth (green), " + ", ".join(models) + " (red: probability >= 0.5).\n"
+        "Each test image, left to right: ground truth (green), "
+        + ", ".join(f"{name} (red: probability >= {thresholds[name]:.2f}, its stored threshold)" for name in models)
+        + ".\n"
     )
     return paths
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"| model | labels | params | F1 | IoU | F1 (+-2 px) | ODS | CPU ms (median of {LATENCY_RUNS}, "
-        f"{LATENCY_THREADS} thread) | train s |\n|---|---|---|---|---|---|---|---|---|"
+        f"| model | labels | params | threshold | F1 | IoU | F1 at 0.5 | ODS | CPU ms (median of {LATENCY_RUNS}, "
+        f"{LATENCY_THREADS} thread) | train s |\n|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [
-        f"| {r['model']} | {r['labels']} | {r['params']:,} | {r['f1']:.3f} | {r['iou']:.3f} | {r['f1_tol']:.3f} | "
-        f"{r['ods']:.3f} | {r['latency_ms']:.2f} | {r['train_wall_s']:.1f} |"
+        f"| {r['model']} | {r['labels']} | {r['params']:,} | {r['mask_thr']:.2f} | {r['f1']:.3f} | {r['iou']:.3f} | "
+        f"{r['f1_at_0.5']:.3f} | {r['ods']:.3f} | {r['latency_ms']:.2f} | {r['train_wall_s']:.1f} |"
         for r in rows
     ]
     return "\n".join([head, *lines])
@@ -171,7 +191,7 @@ def run_demo(
     """
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(out)
-    rows, models, teacher_ckpt = [], {}, None
+    rows, models, thresholds, teacher_ckpt = [], {}, {}, None
     t_start = time.perf_counter()
     for i, (name, model_ovr, complete, distil) in enumerate(_SEG_ROWS):
         step = f"[{i + 1}/{len(_SEG_ROWS)}] {name}"
@@ -192,19 +212,27 @@ def run_demo(
             ) from err
         if i == 0:
             teacher_ckpt = res.best
-        model = load_model(res.best).model
-        models[name] = model
-        say(f"{step}: F1 {res.metrics['f1']:.3f}, ODS {res.metrics['ods']:.3f}; timing {LATENCY_RUNS} forwards")
+        loaded = load_model(res.best)
+        model, thr = loaded.model, stored_or_default(loaded.mask_thr)
+        models[name], thresholds[name] = model, thr
+        test = evaluate(res.best, _test_overrides(out, seed))
+        say(
+            f"{step}: threshold {thr:.2f} (validation ODS); test F1 {test['f1_thr']:.3f}, ODS {test['ods']:.3f}; "
+            f"timing {LATENCY_RUNS} forwards"
+        )
         latency = _latency_ms(model, IMAGE_SIZE)
         rows.append(
             {
                 "model": name,
                 "labels": labels,
                 "params": sum(p.numel() for p in model.parameters()),
-                "f1": res.metrics["f1"],
-                "iou": res.metrics["iou"],
-                "f1_tol": res.metrics["f1_tol"],
-                "ods": res.metrics["ods"],
+                "mask_thr": thr,
+                "f1": test["f1_thr"],
+                "iou": test["iou_thr"],
+                "f1_at_0.5": test["f1"],
+                "f1_tol": test["f1_tol"],
+                "ods": test["ods"],
+                "val_ods": res.metrics["ods"],
                 "latency_ms": latency["median"],
                 "latency_p90_ms": latency["p90"],
                 "train_wall_s": res.wall_s,
@@ -212,7 +240,7 @@ def run_demo(
             }
         )
     say("writing prediction overlays")
-    overlays = _write_overlays(out, out / "data-complete", models)
+    overlays = _write_overlays(out, out / "data-test", models, thresholds)
     plain, distilled = rows[1], rows[2]
     gain = {k: distilled[k] - plain[k] for k in ("f1", "iou", "f1_tol", "ods")}
     report = {
@@ -230,13 +258,16 @@ def run_demo(
     write_json(out / "report.json", report)
     table = _markdown(rows)
     summary = (
-        f"Distillation: F1 {plain['f1']:.3f} -> {distilled['f1']:.3f} ({gain['f1']:+.3f}), ODS {plain['ods']:.3f} -> "
-        f"{distilled['ods']:.3f} ({gain['ods']:+.3f}) for the same student, same masks, same steps."
+        f"Distillation: F1 at the stored threshold {plain['f1']:.3f} -> {distilled['f1']:.3f} ({gain['f1']:+.3f}), "
+        f"ODS {plain['ods']:.3f} -> {distilled['ods']:.3f} ({gain['ods']:+.3f}) "
+        "for the same student, same masks, same steps."
     )
     load = report["load_average_1min"]
     notes = (
         f"Students' masks keep the cracks of {label_keep:.0%} of the 8x8 tiles; the teacher's and the validation "
-        f"masks are complete. Latency: {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} input, median of {LATENCY_RUNS} forwards on "
+        "masks are complete. Each model's threshold is the ODS threshold of its validation images, stored with "
+        f"it; F1, IoU, F1 at 0.5 and ODS are measured on {TEST_IMAGES} held-out test images (another seed). "
+        f"Latency: {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} input, median of {LATENCY_RUNS} forwards on "
         f"{LATENCY_THREADS} torch thread"
         + (f", 1-min load average {load:.1f} when measured" if load is not None else "")
         + ". Overlays: "

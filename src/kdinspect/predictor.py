@@ -16,6 +16,7 @@ from kdinspect.data.io import IMAGE_EXTENSIONS, ImageReadError, load_image
 from kdinspect.data.structures import Batch, DetTarget, ImageMeta, SegTarget
 from kdinspect.deploy.draw import draw_detections, overlay_mask
 from kdinspect.deploy.imageio import list_images
+from kdinspect.deploy.runtime import stored_or_default
 from kdinspect.engine.checkpoint import LoadedModel, load_model
 from kdinspect.tasks.build import TASKS
 from kdinspect.utils.io import write_json
@@ -84,7 +85,7 @@ def predict(
     source: str | Path,
     out_dir: str | Path | None = None,
     score_thr: float = 0.25,
-    mask_thr: float = 0.5,
+    mask_thr: float | None = None,
     save_overlays: bool = True,
     device: str = "cpu",
     overrides: Sequence[str] = (),
@@ -100,6 +101,8 @@ def predict(
     from kdinspect.models.pair import takes_reference
 
     loaded = load_model(checkpoint, device, overrides)
+    if mask_thr is None:
+        mask_thr = stored_or_default(loaded.mask_thr)
     if takes_reference(loaded.model) != (reference is not None):
         need = "compares each image with a reference: pass --reference FILE|DIR"
         raise ValueError(

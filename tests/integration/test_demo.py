@@ -28,7 +28,7 @@ def test_demo_report_progress_overlays_and_distillation_gain(tmp_path, capsys):
     assert student["params"] == distilled["params"]
     assert teacher["labels"] == "complete" and student["labels"] == distilled["labels"] != "complete"
     for row in report["rows"]:
-        for key in ("f1", "iou", "f1_tol", "ods"):
+        for key in ("f1", "iou", "f1_at_0.5", "f1_tol", "ods", "val_ods", "mask_thr"):
             assert 0.0 <= row[key] <= 1.0
         assert 0 < row["latency_ms"] <= row["latency_p90_ms"]
     assert report["latency"]["threads"] == 1 and report["latency"]["runs"] >= 20

@@ -24,7 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="exported models: inference threads")
     p.add_argument("--video-stride", type=int, default=1, help="exported models: every N-th video frame")
-    p.add_argument("--mask-thr", type=float, default=0.5, help="segmentation probability threshold")
+    p.add_argument(
+        "--mask-thr",
+        type=float,
+        default=None,
+        help="segmentation probability threshold (default: the one stored with the model, chosen on its validation "
+        "data at training time; 0.5 for models without one)",
+    )
     p.add_argument("--no-overlays", action="store_true")
     p.add_argument(
         "--reference",

@@ -53,7 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--conf", type=float, default=None, help="detection score threshold (default: from export)")
-    p.add_argument("--mask-thr", type=float, default=0.5)
+    p.add_argument(
+        "--mask-thr",
+        type=float,
+        default=None,
+        help="segmentation threshold (default: the model's stored one, else 0.5)",
+    )
     p.add_argument("--jpeg-quality", type=int, default=80)
 
 

@@ -90,7 +90,7 @@ def predict_files(
     source: str | Path,
     out_dir: str | Path | None = None,
     score_thr: float | None = None,
-    mask_thr: float = 0.5,
+    mask_thr: float | None = None,
     overlays: bool = True,
     threads: int | None = None,
     video_stride: int = 1,

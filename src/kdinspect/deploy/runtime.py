@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 Result = DetectionResult | SegmentationResult
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+DEFAULT_MASK_THR = 0.5  # segmentation, when the model stores no threshold of its own
 DEFAULT_SCORE_THR = 0.25  # shown/returned detections; the graph keeps more (its own threshold is for mAP)
 
 
@@ -41,6 +42,7 @@ class ModelInfo:
     nms: str = "graph"
     score_thr: float = 0.25
     iou_thr: float = 0.5
+    mask_thr: float | None = None  # segmentation: the threshold chosen on validation (ODS), stored at export
     dynamic_batch: bool = False
     precision: str = "fp32"
     reference: bool = False
@@ -66,7 +68,8 @@ def _parse_metadata(
     if task not in ("detection", "segmentation"):
         raise ValueError(f"{source}: kdinspect.task {task!r} not in ['detection', 'segmentation']")
     h, w = json.loads(meta["kdinspect.input_size"])
-    known = {"task", "classes", "input_size", "model", "version", "nms", "score_thr", "iou_thr", "precision", "align"}
+    known = {"task", "classes", "input_size", "model", "version", "nms", "score_thr", "iou_thr", "mask_thr"}
+    known |= {"precision", "align"}
     align = meta.get("kdinspect.align", "none")
     if align not in ALIGN_METHODS:
         raise ValueError(f"{source}: kdinspect.align {align!r} not in {list(ALIGN_METHODS)}")
@@ -79,12 +82,18 @@ def _parse_metadata(
         nms=meta.get("kdinspect.nms", "graph"),
         score_thr=float(meta.get("kdinspect.score_thr", 0.25)),
         iou_thr=float(meta.get("kdinspect.iou_thr", 0.5)),
+        mask_thr=float(meta["kdinspect.mask_thr"]) if "kdinspect.mask_thr" in meta else None,
         dynamic_batch=not isinstance(input_shape[0], int),
         precision=meta.get("kdinspect.precision", "fp32"),
         reference="references" in input_names,
         align=align,
         extra={k: v for k, v in meta.items() if k.removeprefix("kdinspect.") not in known},
     )
+
+
+def stored_or_default(mask_thr: float | None) -> float:
+    """A segmenter's threshold: the one stored with the model, else :data:`DEFAULT_MASK_THR`."""
+    return DEFAULT_MASK_THR if mask_thr is None else float(mask_thr)
 
 
 def default_providers() -> list[str]:
@@ -165,7 +174,8 @@ class OrtModel:
         providers: ONNX Runtime execution providers (default: TensorRT, CUDA when present, then CPU).
         score_thr: detection score threshold (default: 0.25, or the graph's own threshold when higher; 0 keeps
             everything the graph returns, as the metric check does).
-        mask_thr: segmentation threshold for masks and summaries.
+        mask_thr: segmentation threshold for masks and summaries (default: the threshold stored with the model,
+            chosen on its validation data at training time (``info.mask_thr``), else 0.5).
         max_det: most detections kept per image with host NMS.
         ov_precision: OpenVINO IR only: ``f32`` (default, matches the export) or ``bf16`` (faster on CPUs with
             bf16 units, less exact; OpenVINO's own default there).
@@ -188,7 +198,7 @@ class OrtModel:
         threads: int | None = None,
         providers: Sequence[str] | None = None,
         score_thr: float | None = None,
-        mask_thr: float = 0.5,
+        mask_thr: float | None = None,
         max_det: int = 300,
         ov_precision: str = "f32",
         align: str | None = None,
@@ -209,7 +219,7 @@ class OrtModel:
             raise ValueError(f"align {align!r} not in {list(ALIGN_METHODS)}")
         self.align = self.info.align if align is None else align
         self.score_thr = max(DEFAULT_SCORE_THR, self.info.score_thr) if score_thr is None else score_thr
-        self.mask_thr = mask_thr
+        self.mask_thr = mask_thr if mask_thr is not None else stored_or_default(self.info.mask_thr)
         self.max_det = max_det
         self.last_timing: dict[str, float] = {}
         logger.info(

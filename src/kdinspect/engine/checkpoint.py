@@ -48,6 +48,7 @@ __all__ = [
     "optimizer_to_tensors",
     "restore_rng",
     "save_checkpoint",
+    "stored_mask_threshold",
 ]
 
 FORMAT_TAG = "kdinspect-checkpoint/1"
@@ -100,6 +101,11 @@ class LoadedModel:
     kind: str
     path: Path
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mask_thr(self) -> float | None:
+        """Segmenters: the threshold chosen on validation at training time (see :func:`stored_mask_threshold`)."""
+        return stored_mask_threshold(self.state) if self.kind == "segmentation" else None
 
 
 def _json_default(obj: Any) -> Any:
@@ -290,6 +296,15 @@ def load_checkpoint(path: str | Path, check_finite: bool = True) -> Checkpoint:
             "(use an earlier checkpoint, or retrain with a lower train.lr or train.grad_clip)"
         )
     return Checkpoint(path, groups["model"], groups["optim"], groups["rng"], state, groups["ema"])
+
+
+def stored_mask_threshold(state: dict[str, Any]) -> float | None:
+    """The segmentation threshold a checkpoint carries: the ODS threshold (best dataset F1 over 0.01..0.99) of the
+    validation run whose metrics the file stores with its weights (``trainer.metrics``: the evaluation that made
+    ``best.safetensors``, or the final one in ``last.safetensors``); None for files without one (older runs,
+    runs that never validated)."""
+    thr = (state.get("trainer") or {}).get("metrics", {}).get("ods_threshold")
+    return None if thr is None else float(thr)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", overrides: Sequence[str] = ()) -> LoadedModel:

@@ -58,13 +58,19 @@ def collect_detections(
 
 @torch.no_grad()
 def evaluate_task(
-    task: Task, loader: DataLoader, out_dir: str | Path | None = None, device: str = "cpu", progress: bool = False
+    task: Task,
+    loader: DataLoader,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    mask_thr: float | None = None,
 ) -> dict[str, float]:
     """Predict every batch of ``loader`` and compute the metrics of ``task.kind``.
 
     Detection ground truth is the batch target mapped back to original pixels; segmentation is scored at the
     evaluation input size (the full image unless ``data.eval_imgsz`` is set). Unreadable files are counted and
-    reported as ``skipped_files``.
+    reported as ``skipped_files``. ``mask_thr`` (segmentation: a model's stored threshold) adds the metrics at that
+    threshold (``f1_thr``, ``iou_thr``, ...; :meth:`SegmentationMeter.at_threshold`) beside the 0.5 ones.
     """
     task.eval()
     skipped: list[str] = []
@@ -86,6 +92,8 @@ def evaluate_task(
                 h, w = meta.input_size
                 meter.update(p[:h, :w], target.mask.cpu()[:h, :w] > 0.5)
         metrics = meter.compute()
+        if mask_thr is not None:
+            metrics |= meter.at_threshold(mask_thr)
         if out_dir is not None:
             from kdinspect.utils.io import write_json
 

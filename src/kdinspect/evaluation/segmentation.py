@@ -98,6 +98,22 @@ class SegmentationMeter:
         f1_img_tol = _f1(_ratio(tp_tol, npred), _ratio(tp, n_gt)) if n_gt > 0 else (npred == 0).astype(float)
         self.image_best.append((float(f1_img[1:].max()), float(f1_img_tol[1:].max())))
 
+    def at_threshold(self, thr: float) -> dict[str, float]:
+        """Dataset precision, recall, F1 and IoU at ``thr`` (a multiple of 0.01 in [0.01, 0.99], e.g. a model's
+        stored ODS threshold), read off the threshold sweep: ``precision_thr`` ... ``iou_thr`` and ``mask_thr``."""
+        k = round(thr * _NBINS)
+        if not 1 <= k < _NBINS:
+            raise ValueError(f"threshold {thr} outside the sweep 0.01..0.99")
+        tp, npred = self.sweep["tp"][k], self.sweep["pred"][k]
+        p, r = _ratio(tp, npred), _ratio(tp, self.gt_total)
+        return {
+            "mask_thr": k / _NBINS,
+            "precision_thr": float(p),
+            "recall_thr": float(r),
+            "f1_thr": float(_f1(p, r)),
+            "iou_thr": float(_ratio(tp, npred + self.gt_total - tp)),
+        }
+
     def compute(self) -> dict[str, float]:
         s = self.sums
         p, r = _ratio(s["tp"], s["pred"]), _ratio(s["tp"], s["gt"])

@@ -229,9 +229,20 @@ def export_checkpoint(
             "INT8 and OpenVINO export of a reference-aware (two-input) model are not supported yet; export the "
             "FP32 ONNX graph (docs/template.md)"
         )
-    meta = {"kdinspect.align": align} if pair else None
+    meta = {"kdinspect.align": align} if pair else {}
+    if loaded.mask_thr is not None:  # the threshold chosen on validation travels with the graph
+        meta["kdinspect.mask_thr"] = str(loaded.mask_thr)
     export_onnx(
-        loaded.model, out, size, loaded.kind, loaded.classes, str(loaded.cfg.model.name), opset, dynamic, nms, meta
+        loaded.model,
+        out,
+        size,
+        loaded.kind,
+        loaded.classes,
+        str(loaded.cfg.model.name),
+        opset,
+        dynamic,
+        nms,
+        meta or None,
     )
     inputs = _inputs(samples, size, max(verify_images, 1), align)
     report: dict[str, Any] = {
