@@ -50,6 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE",
+        help="reference-aware models (docs/template.md): the registered defect-free image (golden board) for every "
+        "upload that brings none of its own (multipart field 'reference')",
+    )
+    p.add_argument(
         "--watch",
         default=None,
         metavar="tcp://HOST:PORT",
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         read_timeout_s=args.idle_timeout,
     )
-    app = service.create_app(args.model, api_key, limits, args.watch, curve, args.threads)
+    app = service.create_app(args.model, api_key, limits, args.watch, curve, args.threads, args.reference)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         logger.warning("serving on %s without an API key: anyone who can reach it can use it", args.host)
     host = f"[{args.host}]" if ":" in args.host else args.host

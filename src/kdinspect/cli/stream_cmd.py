@@ -60,9 +60,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="segmentation threshold (default: the model's stored one, else 0.5)",
     )
     p.add_argument("--jpeg-quality", type=int, default=80)
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE",
+        help="reference-aware models (docs/template.md): the defect-free image every frame is compared with "
+        "(registered onto each frame as the model was exported: kdinspect.align)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from kdinspect.deploy.imageio import read_image
     from kdinspect.deploy.runtime import OrtModel
     from kdinspect.deploy.signals import sigterm_interrupts
     from kdinspect.deploy.sources import open_source
@@ -70,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from kdinspect.deploy.transport import CurveServer, ResultPublisher
 
     model = OrtModel(args.model, threads=args.threads, score_thr=args.conf, mask_thr=args.mask_thr)
+    if model.info.reference != (args.reference is not None):
+        need = "compares each frame with a reference: pass --reference FILE"
+        raise ValueError(
+            f"{args.model} " + (need if args.reference is None else "takes the frame only; drop --reference")
+        )
+    reference = read_image(args.reference) if args.reference is not None else None
     publisher = None
     if args.publish:
         curve = None
@@ -85,7 +99,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with sigterm_interrupts():
             summary = run_stream(
-                model, source, publisher, args.record, args.show, args.max_frames, args.duration, args.jpeg_quality
+                model,
+                source,
+                publisher,
+                args.record,
+                args.show,
+                args.max_frames,
+                args.duration,
+                args.jpeg_quality,
+                reference=reference,
             )
     finally:
         source.close()

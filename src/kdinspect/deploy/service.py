@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from kdinspect.deploy.imageio import ImageDecodeError, decode_image
+from kdinspect.deploy.imageio import ImageDecodeError, decode_image, read_image
 from kdinspect.deploy.runtime import OrtModel
-from kdinspect.deploy.stream import encode_jpeg, render
-from kdinspect.deploy.uploads import ClientGone, check_pixels, upload_bytes
+from kdinspect.deploy.stream import beside_reference, encode_jpeg, render
+from kdinspect.deploy.uploads import ClientGone, Upload, check_pixels, upload_bytes
 from kdinspect.deploy.watcher import StreamWatcher
 
 __all__ = ["ServiceLimits", "StreamWatcher", "create_app"]
@@ -67,6 +68,10 @@ class _Busy(Exception):
     pass
 
 
+class _NoReference(Exception):
+    """A reference-aware model got no reference (none uploaded, none registered), or a single-image model got one."""
+
+
 def _status_for(err: ImageDecodeError) -> int:
     if "too large" in err.reason:
         return 413
@@ -79,31 +84,59 @@ class _Predictor:
     """Header check -> (one of ``max_concurrent`` slots) decode -> infer (one at a time: the model already uses
     every core) -> JSON (+ overlay)."""
 
-    def __init__(self, model: OrtModel, limits: ServiceLimits) -> None:
+    def __init__(self, model: OrtModel, limits: ServiceLimits, reference: np.ndarray | None = None) -> None:
         self.model = model
         self.limits = limits
+        self.reference = reference  # the registered golden image (serve --reference FILE), if any
+        self.reference_name: str | None = None
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(max(1, limits.max_concurrent))
         self.requests = 0
         self.errors = 0
 
-    def __call__(self, data: bytes, name: str, overlay: bool) -> dict[str, Any]:
+    def _check_reference(self, up: Upload) -> str:
+        """Which reference the request uses: ``uploaded``, ``registered`` or ``none``."""
+        if not self.model.info.reference:
+            if up.reference is not None:
+                raise _NoReference(f"{self.model.path.name} takes the image only; drop the 'reference' field")
+            return "none"
+        if up.reference is not None:
+            return "uploaded"
+        if self.reference is None:
+            raise _NoReference(
+                f"{self.model.path.name} compares each image with its defect-free reference: upload it in the "
+                "multipart field 'reference', or start the service with --reference FILE"
+            )
+        return "registered"
+
+    def __call__(self, up: Upload, overlay: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
-        check_pixels(data, self.limits.max_pixels, name)  # before waiting for a slot: refusing costs nothing
+        name = up.name
+        which = self._check_reference(up)
+        check_pixels(up.data, self.limits.max_pixels, name)  # before waiting for a slot: refusing costs nothing
+        if up.reference is not None:
+            check_pixels(up.reference, self.limits.max_pixels, up.reference_name)
         if not self.slots.acquire(timeout=self.limits.queue_timeout_s):
             raise _Busy
         try:
             t_slot = time.perf_counter()
-            image = decode_image(data, self.limits.max_pixels, name)
+            image = decode_image(up.data, self.limits.max_pixels, name)
+            reference = self.reference
+            if up.reference is not None:
+                reference = decode_image(up.reference, self.limits.max_pixels, up.reference_name)
             t1 = time.perf_counter()
             with self.lock:
-                result = self.model.predict(image)
+                result = self.model.predict(image, reference) if which != "none" else self.model.predict(image)
                 timing = dict(self.model.last_timing)
             out = result.to_json() | {"file": name}
+            if which != "none":
+                out["reference"] = {"source": which, "file": up.reference_name or self.reference_name}
             if overlay:
-                jpeg = encode_jpeg(render(image, result, self.model.info.classes))
-                out["overlay_jpeg_base64"] = base64.b64encode(jpeg).decode()
-            del image
+                vis = render(image, result, self.model.info.classes)
+                if reference is not None:
+                    vis = beside_reference(vis, reference)
+                out["overlay_jpeg_base64"] = base64.b64encode(encode_jpeg(vis)).decode()
+            del image, reference
         finally:
             self.slots.release()
         out["timing_ms"] = {
@@ -178,6 +211,8 @@ def _add_core_routes(
                 "read_timeout_s": limits.read_timeout_s,
             },
             "api_key_required": api_key_required,
+            # reference-aware models: a registered golden image (serve --reference) and/or one per upload
+            "registered_reference": predictor.reference_name if model.info.reference else None,
         }
 
     @app.post("/predict")
@@ -185,11 +220,13 @@ def _add_core_routes(
         predictor.requests += 1
         try:
             check_key(request)
-            data, name = await upload_bytes(request, limits.max_bytes, limits.read_timeout_s, limits.upload_timeout_s)
+            up = await upload_bytes(request, limits.max_bytes, limits.read_timeout_s, limits.upload_timeout_s)
             try:
-                return JSONResponse(await run_in_threadpool(predictor, data, name, overlay))
+                return JSONResponse(await run_in_threadpool(predictor, up, overlay))
             except ImageDecodeError as err:
-                raise HTTPException(_status_for(err), f"{name}: {err.reason}") from err
+                raise HTTPException(_status_for(err), f"{err.source or up.name}: {err.reason}") from err
+            except _NoReference as err:
+                raise HTTPException(422, str(err)) from err
             except _Busy as err:
                 raise HTTPException(
                     503, f"busy: {limits.max_concurrent} images in progress for {limits.queue_timeout_s:g} s"
@@ -244,6 +281,7 @@ def create_app(
     watch: str | None = None,
     watch_curve: Any | None = None,
     threads: int | None = None,
+    reference: str | Path | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
@@ -255,9 +293,23 @@ def create_app(
         watch: ``tcp://HOST:PORT`` of a ``kdinspect stream --publish`` to show on the page (optional).
         watch_curve: CURVE client keys for ``watch``.
         threads: inference threads when ``model`` is a path.
+        reference: reference-aware models (``info.reference``): the registered defect-free image (golden board)
+            used for every upload that brings no reference of its own (multipart field ``reference``).
     """
     model = model if isinstance(model, OrtModel) else OrtModel(model, threads=threads)
-    predictor = _Predictor(model, limits or ServiceLimits())
+    ref_image = None
+    if reference is not None:
+        if not model.info.reference:
+            raise ValueError(f"{model.path} takes the image only; --reference is for reference-aware models")
+        ref_image = read_image(reference)
+    elif model.info.reference:
+        logger.warning(
+            "%s compares each image with a reference and none is registered (--reference FILE): every upload must "
+            "carry its own in the multipart field 'reference'",
+            model.path.name,
+        )
+    predictor = _Predictor(model, limits or ServiceLimits(), ref_image)
+    predictor.reference_name = Path(reference).name if reference is not None else None
     watcher = StreamWatcher(watch, watch_curve) if watch else None
 
     @contextlib.asynccontextmanager

@@ -32,6 +32,16 @@ def render(image: np.ndarray, result: Result, classes: list[str]) -> np.ndarray:
     return overlay_mask(image, result.prob, result.threshold)
 
 
+def beside_reference(overlay: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The reference (scaled to the overlay's height) to the left of the overlay, a white gap between: what a
+    reference-aware model compared the image with, next to what it found."""
+    h = overlay.shape[0]
+    scale = h / reference.shape[0]
+    ref = cv2.resize(reference, (max(1, round(reference.shape[1] * scale)), h), interpolation=cv2.INTER_AREA)
+    gap = np.full((h, 6, 3), 255, np.uint8)
+    return np.concatenate([ref, gap, overlay], axis=1)
+
+
 def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
     """JPEG bytes of an RGB image."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -85,6 +95,7 @@ def run_stream(
     duration: float | None = None,
     jpeg_quality: int = 80,
     on_frame: Callable[[dict[str, Any], bytes], None] | None = None,
+    reference: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Process frames until the source ends, ``max_frames`` or ``duration`` (s) is reached, or Ctrl-C (or SIGTERM,
     under :func:`kdinspect.deploy.signals.sigterm_interrupts`).
@@ -99,6 +110,8 @@ def run_stream(
         duration: stop after this many seconds.
         jpeg_quality: JPEG quality of the published overlay.
         on_frame: called with (meta, jpeg) for every processed frame.
+        reference: reference-aware models: the (H, W, 3) RGB defect-free image every frame is compared with
+            (registered onto each frame by the model's ``align``).
 
     Returns:
         :meth:`StreamStats.summary` plus the source's captured / dropped counts.
@@ -116,7 +129,7 @@ def run_stream(
                 if source.finished:
                     break
                 continue
-            result = model.predict(frame.image)
+            result = model.predict(frame.image) if reference is None else model.predict(frame.image, reference)
             stats.processed += 1  # before publishing: a receiver never sees a frame the summary does not count
             stats.inference_ms.add(model.last_timing.get("inference_ms", 0.0))
             meta = {

@@ -7,13 +7,14 @@ import asyncio
 import io
 import warnings
 from collections.abc import AsyncGenerator
+from typing import NamedTuple
 
 from fastapi import HTTPException, Request
 from starlette.requests import ClientDisconnect
 
 from kdinspect.deploy.imageio import ImageDecodeError, image_header_size
 
-__all__ = ["ClientGone", "check_pixels", "upload_bytes"]
+__all__ = ["ClientGone", "Upload", "check_pixels", "upload_bytes"]
 
 
 class ClientGone(Exception):
@@ -52,8 +53,19 @@ async def _read_body(request: Request, limit: int, idle_s: float, total_s: float
         yield chunk
 
 
-async def upload_bytes(request: Request, max_bytes: int, idle_s: float, total_s: float) -> tuple[bytes, str]:
-    """Image bytes and their name from a multipart ``file`` field or a raw ``image/*`` body.
+class Upload(NamedTuple):
+    """An uploaded image (and, for reference-aware models, its reference from the multipart field ``reference``)."""
+
+    data: bytes
+    name: str
+    reference: bytes | None = None
+    reference_name: str = ""
+
+
+async def upload_bytes(request: Request, max_bytes: int, idle_s: float, total_s: float) -> Upload:
+    """Image bytes and their name from a multipart ``file`` field or a raw ``image/*`` body; a multipart upload
+    may carry the image's defect-free reference in a second file field, ``reference``. ``max_bytes`` bounds the
+    whole body.
 
     Raises:
         HTTPException: 413 too large, 408 stalled or too slow, 400 malformed multipart, 415 wrong Content-Type,
@@ -71,7 +83,7 @@ async def upload_bytes(request: Request, max_bytes: int, idle_s: float, total_s:
             parser = MultiPartParser(
                 request.headers,
                 _read_body(request, max_bytes, idle_s, total_s),
-                max_files=1,
+                max_files=2,
                 max_fields=8,
                 max_part_size=max_bytes,
             )
@@ -81,9 +93,14 @@ async def upload_bytes(request: Request, max_bytes: int, idle_s: float, total_s:
                 raise HTTPException(
                     422, f"expected the image in a multipart file field named 'file'; got fields {sorted(form.keys())}"
                 )
-            return await upload.read(), upload.filename or "file"
+            ref = form.get("reference")
+            if isinstance(ref, str):
+                raise HTTPException(422, "the multipart field 'reference' must be a file (the reference image)")
+            if ref is None:
+                return Upload(await upload.read(), upload.filename or "file")
+            return Upload(await upload.read(), upload.filename or "file", await ref.read(), ref.filename or "reference")
         if ctype.startswith(("image/", "application/octet-stream")):
-            return b"".join([c async for c in _read_body(request, max_bytes, idle_s, total_s)]), "body"
+            return Upload(b"".join([c async for c in _read_body(request, max_bytes, idle_s, total_s)]), "body")
     except _TooLarge as err:
         raise HTTPException(413, f"upload exceeds the limit of {max_bytes} bytes") from err
     except _Stalled as err:
