@@ -42,6 +42,11 @@ def test_lka_uses_only_base_columns_and_hand_value():
     s = torch.tensor([[-2.0, 0.0, 0.0, 7.0]])
     kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
     assert lka_loss(s, t, num_base=2, tau=tau, weight=0.01).item() == pytest.approx(0.01 * tau**2 * kl, rel=1e-5)
+    # a student that is not uniform: both sides are softened by tau (student (0, ln 3 * tau) -> (1/4, 3/4)); a
+    # temperature applied to one side only gives another value (softmax(0, 5 ln 3) = (1/244, 243/244))
+    s2 = torch.tensor([[0.0, 0.0, math.log(3.0) * tau, -4.0]])
+    kl2 = 0.5 * math.log(3.0)  # KL((3/4, 1/4) || (1/4, 3/4))
+    assert lka_loss(s2, t, num_base=2, tau=tau, weight=0.01).item() == pytest.approx(0.01 * tau**2 * kl2, rel=1e-5)
     # batchmean: two identical rows give the same value as one
     assert lka_loss(s.repeat(2, 1), t.repeat(2, 1), 2, tau, 0.01).item() == pytest.approx(0.01 * tau**2 * kl, rel=1e-5)
 
