@@ -263,8 +263,9 @@ def build_doc(args: argparse.Namespace, wall_s: float | None = None) -> dict[str
             "faster-coco-eval). Pair rows: early fusion (image + |image - template|), aligned DeepPCB templates."
         ),
         "robustness_perturbation": {"dx_px": PERTURB[0], "dy_px": PERTURB[1], "degrees": PERTURB[2]},
-        "latency_method": measure.get("method", "") + " Decode-only graphs (host NMS not timed); pair graphs get "
+        "latency_method": "" if not measure else measure["method"] + " Decode-only graphs (host NMS not timed); pair graphs get "
         "the image and its template. Measured under tools/cpu-whole.",
+        "pending_jobs": [job_id(*j) for j in jobs(args) if job_id(*j) not in {r["job"] for r in rows}],
         "rows": rows, "summary": summary, "robustness": measure.get("robustness", {}), "goals": goals,
         "wall_s": wall_s, "peak_rss_mb": max((r["peak_rss_mb"] for r in rows), default=None),
     }  # fmt: skip
@@ -284,6 +285,16 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Data: {doc['dataset']}.  ",
         f"Recipe: {doc['recipe']}",
         "",
+        *(
+            [
+                f"**In progress**: {len(doc['rows'])} of {len(doc['rows']) + len(doc['pending_jobs'])} training jobs "
+                f"finished; still to run (they resume from the work folder): {', '.join(doc['pending_jobs'])}. Latency "
+                "and the robustness rows are measured when all jobs are done.",
+                "",
+            ]
+            if doc["pending_jobs"]
+            else []
+        ),
         "| row | input | seed | mAP50 | mAP50-95 | params (M) | latency 1t / 2t (ms) | train wall (s) | device |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
