@@ -223,6 +223,8 @@ def build_doc(args: argparse.Namespace, wall_s: float | None = None) -> dict[str
     rows = []
     for row_file in sorted(wd.glob("*/row.json")):
         row = json.loads(row_file.read_text())
+        env = row_file.parent / "env.json"  # the commit the job trained at (this report may be written later)
+        row["train_git_commit"] = json.loads(env.read_text()).get("git_commit") if env.exists() else None
         lat = measure.get("latency", {}).get(row["job"])
         row["latency_ms_1t"] = lat["1t"]["median_ms"] if lat else None
         row["latency_ms_2t"] = lat["2t"]["median_ms"] if lat else None
@@ -281,7 +283,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "# Golden-template inspection on DeepPCB: image alone vs image + template",
         "",
         f"Command: `{doc['command']}`  ",
-        f"Git commit: `{doc['git_commit']}`  ",
+        f"Git commit: `{doc['git_commit']}` (training commit of each row: `train_git_commit` in the JSON)  ",
         f"Data: {doc['dataset']}.  ",
         f"Recipe: {doc['recipe']}",
         "",
