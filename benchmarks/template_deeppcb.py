@@ -50,6 +50,7 @@ CONFIGS = {
 LABEL = {"teacher": "HSD teacher (FPN-256)", "student": "lite student", "student_kd": "lite student + HSD LD"}
 # robustness: every template moved by (dx, dy) px and rotated by degrees before registration
 PERTURB = (3, 2, 1.0)
+LATENCY_NOTE = " Decode-only graphs (host NMS not timed); pair graphs get the image and its template. Under tools/cpu-whole."
 
 
 def work_dir(args: argparse.Namespace) -> Path:
@@ -265,8 +266,7 @@ def build_doc(args: argparse.Namespace, wall_s: float | None = None) -> dict[str
             "faster-coco-eval). Pair rows: early fusion (image + |image - template|), aligned DeepPCB templates."
         ),
         "robustness_perturbation": {"dx_px": PERTURB[0], "dy_px": PERTURB[1], "degrees": PERTURB[2]},
-        "latency_method": "" if not measure else measure["method"] + " Decode-only graphs (host NMS not timed); pair graphs get "
-        "the image and its template. Measured under tools/cpu-whole.",
+        "latency_method": "" if not measure else measure["method"] + LATENCY_NOTE,
         "pending_jobs": [job_id(*j) for j in jobs(args) if job_id(*j) not in {r["job"] for r in rows}],
         "rows": rows, "summary": summary, "robustness": measure.get("robustness", {}), "goals": goals,
         "wall_s": wall_s, "peak_rss_mb": max((r["peak_rss_mb"] for r in rows), default=None),
