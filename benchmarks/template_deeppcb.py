@@ -50,7 +50,10 @@ CONFIGS = {
 LABEL = {"teacher": "HSD teacher (FPN-256)", "student": "lite student", "student_kd": "lite student + HSD LD"}
 # robustness: every template moved by (dx, dy) px and rotated by degrees before registration
 PERTURB = (3, 2, 1.0)
-LATENCY_NOTE = " Decode-only graphs (host NMS not timed); pair graphs get the image and its template. Under tools/cpu-whole."
+LATENCY_NOTE = (
+    " Decode-only graphs (host NMS not timed); pair graphs get the image and its template. Measured under "
+    "tools/cpu-whole."
+)
 
 
 def work_dir(args: argparse.Namespace) -> Path:
