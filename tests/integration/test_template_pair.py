@@ -68,6 +68,14 @@ def test_pair_model_trains_evaluates_exports_and_predicts_with_references(tmp_pa
     assert "parity_batch2" in report
     assert report["metric_check"]["images"] == 4
 
+    # INT8: calibrated on (image, reference) pairs, timed and checked with both inputs
+    q = export_checkpoint(res.last, tmp_path / "q.onnx", verify_images=2, metric_images=4, max_metric_drop=1.0,
+                          int8="qdq", calib_images=4, max_int8_drop=1.0, keep_slower_int8=True)  # fmt: skip
+    assert q["status"] == "passed" and q["int8"]["kept"] and q["int8"]["calibration_images"] == 4
+    assert "int8" in q["metric_check"] and "max_abs_diff_dets" in q["int8"]["parity"]
+    int8 = OrtModel(q["int8"]["file"], threads=1)
+    assert int8.info.reference and int8.info.precision == "int8-qdq"
+
     rt = OrtModel(onnx, threads=1, score_thr=0.0)
     assert rt.info.reference and rt.info.align == "none"
     img = read_image(data / "images" / "val" / "val_0000.png")

@@ -147,7 +147,7 @@ def _int8(
         "size_mb": round(path.stat().st_size / 1e6, 3),
     }
     module = inference_module(loaded.model, loaded.kind, True)
-    info["parity"] = compare_outputs(module, path, [torch.from_numpy(x) for x in inputs], raise_on_fail=False)
+    info["parity"] = compare_outputs(module, path, _tensors(inputs), raise_on_fail=False)
     if speedup <= 1.0 and not keep_slower:
         logger.warning(
             "INT8 (%s) is not faster than FP32 on this CPU (%.2f ms vs %.2f ms, %d thread(s)): removed",
@@ -224,10 +224,10 @@ def export_checkpoint(
 
     pair = takes_reference(loaded.model)
     align = str(loaded.cfg.data.params.get("align", "none")) if pair else None
-    if pair and (int8 or openvino):
+    if pair and openvino:
         raise ValueError(
-            "INT8 and OpenVINO export of a reference-aware (two-input) model are not supported yet; export the "
-            "FP32 ONNX graph (docs/template.md)"
+            "OpenVINO export of a reference-aware (two-input) model is not supported yet; export the FP32 or INT8 "
+            "ONNX graph (docs/template.md)"
         )
     meta = {"kdinspect.align": align} if pair else {}
     if loaded.mask_thr is not None:  # the threshold chosen on validation travels with the graph
@@ -273,7 +273,7 @@ def export_checkpoint(
             report["openvino"]["file"] = str(models["openvino"])
         if int8:
             models["int8"] = _outputs(out)["int8"]  # named before it is written: a failure renames it too
-            calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images)
+            calib = _inputs(load_val_subset(loaded, calib_images, split="train"), size, calib_images, align)
             path, report["int8"] = _int8(loaded, out, inputs, calib, int8, threads, keep_slower_int8)
             if path is None:  # not faster here: deleted
                 del models["int8"]

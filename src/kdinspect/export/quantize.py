@@ -20,21 +20,30 @@ QUANT_FORMATS = ("qdq", "qoperator")
 DEFAULT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
-class _Calibration:
-    """onnxruntime ``CalibrationDataReader`` over pre-processed (1, 3, H, W) float32 batches."""
+def feed(batch: np.ndarray | tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """The ONNX feed of one input: ``images``, or ``images`` + ``references`` for a two-input (reference-aware)
+    graph given as an ``(image, reference)`` tuple."""
+    if isinstance(batch, tuple):
+        return {k: np.ascontiguousarray(v, np.float32) for k, v in zip(("images", "references"), batch, strict=True)}
+    return {"images": np.ascontiguousarray(batch, np.float32)}
 
-    def __init__(self, batches: Sequence[np.ndarray]) -> None:
+
+class _Calibration:
+    """onnxruntime ``CalibrationDataReader`` over pre-processed (1, 3, H, W) float32 batches (or
+    ``(image, reference)`` tuples of them for two-input graphs)."""
+
+    def __init__(self, batches: Sequence[np.ndarray | tuple[np.ndarray, ...]]) -> None:
         self._it = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._it, None)
-        return None if batch is None else {"images": batch}
+        return None if batch is None else feed(batch)
 
 
 def quantize_onnx(
     fp32_path: str | Path,
     out_path: str | Path,
-    calibration: Sequence[np.ndarray],
+    calibration: Sequence[np.ndarray | tuple[np.ndarray, ...]],
     fmt: str = "qdq",
     per_channel: bool = True,
     op_types: Sequence[str] | None = DEFAULT_OPS,
@@ -45,7 +54,8 @@ def quantize_onnx(
     Args:
         fp32_path: exported FP32 model.
         out_path: INT8 model to write.
-        calibration: (1, 3, H, W) float32 inputs in [0, 1] (real images, pre-processed like the runtime does).
+        calibration: (1, 3, H, W) float32 inputs in [0, 1] (real images, pre-processed like the runtime does);
+            ``(image, reference)`` tuples for a reference-aware graph (the reference registered as at runtime).
         fmt: ``qdq`` (QuantizeLinear/DequantizeLinear pairs, fused by the runtime) or ``qoperator`` (QLinearConv...).
         per_channel: per-output-channel weight scales.
         op_types: op types to quantize (None = every op ONNX Runtime can quantize).
@@ -110,7 +120,9 @@ def _copy_metadata(src: Path, dst: Path, extra: dict[str, str]) -> None:
     onnx.save(proto, str(dst))
 
 
-def time_model(path: str | Path, batch: np.ndarray, threads: int, warmup: int = 5, runs: int = 30) -> dict[str, Any]:
+def time_model(
+    path: str | Path, batch: np.ndarray | tuple[np.ndarray, ...], threads: int, warmup: int = 5, runs: int = 30
+) -> dict[str, Any]:
     """Median / p90 latency in ms of one ONNX Runtime session (CPU provider) on ``batch``."""
     import onnxruntime as ort
 
@@ -118,13 +130,13 @@ def time_model(path: str | Path, batch: np.ndarray, threads: int, warmup: int = 
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {"images": np.ascontiguousarray(batch, np.float32)}
+    inputs = feed(batch)
     for _ in range(warmup):
-        sess.run(None, feed)
+        sess.run(None, inputs)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        sess.run(None, feed)
+        sess.run(None, inputs)
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     return {
@@ -132,5 +144,5 @@ def time_model(path: str | Path, batch: np.ndarray, threads: int, warmup: int = 
         "p90_ms": times[int(0.9 * (len(times) - 1))],
         "runs": runs,
         "threads": threads,
-        "batch": int(batch.shape[0]),
+        "batch": int((batch[0] if isinstance(batch, tuple) else batch).shape[0]),
     }
