@@ -237,6 +237,8 @@ HAND_MADE = {
     "dkan_neu-det": "4 rows (split 1, seed 1, K = 5 / 10, DKAN and TFA) carried over from an earlier run of the same "
     "config whose base model was lost, so those two cells mix base models",
     "dkan_neu-det_gpu": "written with `--report-only` from the GPU work folder of an earlier task (43 of 57 jobs)",
+    "template_deeppcb": "partial (2 of 6 jobs): written with `--report` from the work folder of a running "
+    "`python -m benchmarks.template_deeppcb --workers 2` (its jobs train at 3869135)",
 }
 # Peers not trained with their own recommended recipe: no "better than" claim may rest on these rows.
 PEER_CAVEATS = {

@@ -86,7 +86,7 @@ def test_evaluate_maps_data_onto_checkpoint_classes(shared_data, tmp_path, monke
     monkeypatch.setattr(api, "load_model", lambda *a, **k: loaded)
     seen = {}
 
-    def fake_evaluate_task(task, loader, out_dir=None, device="cpu"):
+    def fake_evaluate_task(task, loader, out_dir=None, device="cpu", mask_thr=None):
         seen["task"], seen["ds"] = task, loader.dataset
         return {}
 
