@@ -14,8 +14,8 @@ from its ``last.safetensors`` when it was interrupted), evaluates its final weig
 kdinspect's COCO evaluator, exports the decode-only ONNX graph (two inputs for pair rows) and writes ``row.json`` in
 ``benchmarks/work/template_deeppcb/<ID>/`` (git-ignored). ``train_wall_s`` is the sum over the job's attempts: a
 finished attempt counts its whole wall time, an interrupted one the time until its last checkpoint (work after that
-was lost and is done again). The report ``benchmarks/results/template_deeppcb.{json,md}`` is rewritten after every
-finished job.
+was lost and is done again), less the time the jobs were stopped on purpose (``pauses.txt``, :func:`paused_s`).
+The report ``benchmarks/results/template_deeppcb.{json,md}`` is rewritten after every finished job.
 """
 
 from __future__ import annotations
@@ -91,6 +91,31 @@ def _config(args: argparse.Namespace, inp: str, role: str, seed: int) -> Any:
     return load_config(REPO / "configs" / "hsd" / CONFIGS[(inp, role)], overrides)
 
 
+def paused_s(work: Path, start: float, end: float) -> float:
+    """Seconds of [start, end] during which the benchmark's jobs were stopped on purpose (``kill -STOP`` while
+    something else needed the CPU), from ``<work>/pauses.txt``: lines ``paused <ISO time> ...`` and
+    ``resumed <ISO time> ...`` in pairs (a pause without its resume runs to ``end``)."""
+    from datetime import datetime
+
+    path = work / "pauses.txt"
+    if not path.exists():
+        return 0.0
+    total, since = 0.0, None
+    for line in path.read_text().splitlines():
+        word, _, rest = line.partition(" ")
+        if word not in ("paused", "resumed") or not rest:
+            continue
+        t = datetime.fromisoformat(rest.split()[0].replace("Z", "+00:00")).timestamp()
+        if word == "paused":
+            since = t
+        elif since is not None:
+            total += max(0.0, min(t, end) - max(since, start))
+            since = None
+    if since is not None:
+        total += max(0.0, end - max(since, start))
+    return total
+
+
 def _attempts_wall(out: Path, start: float) -> float:
     """Seconds of the earlier, interrupted attempts (start -> their last checkpoint), and this attempt's start
     recorded in ``attempts.json``."""
@@ -98,7 +123,7 @@ def _attempts_wall(out: Path, start: float) -> float:
     attempts = json.loads(path.read_text()) if path.exists() else []
     if attempts and attempts[-1].get("end") is None:
         attempts[-1]["end"] = last.stat().st_mtime if last.exists() else attempts[-1]["start"]
-    earlier = sum(max(a["end"] - a["start"], 0.0) for a in attempts)
+    earlier = sum(max(a["end"] - a["start"] - paused_s(out.parent, a["start"], a["end"]), 0.0) for a in attempts)
     attempts.append({"start": start, "end": None})
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(attempts))
@@ -125,7 +150,7 @@ def run_job(args: argparse.Namespace, jid: str) -> None:
     earlier = _attempts_wall(out, start)
     cfg = _config(args, inp, role, seed)
     result = train(cfg, progress=False)  # eval_interval 0: one evaluation, of the final weights (best == last)
-    wall = earlier + time.time() - start
+    wall = earlier + time.time() - start - paused_s(out.parent, start, time.time())
     loaded = load_model(result.last)
     onnx = out / f"{jid}_raw.onnx"
     export_onnx(loaded.model, onnx, (args.imgsz, args.imgsz), "detection", loaded.classes, cfg.model.name, 17,
